@@ -1,0 +1,68 @@
+"""Translate SDK and keystoneauth exceptions into CPI errors that say what to fix."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+from keystoneauth1 import exceptions as ksa
+from openstack import exceptions as sdk
+
+from bosh_openstack_cpi.protocol.errors import CloudError
+
+TLS_HINT = (
+    "Set openstack.connection_options.ca_cert to the PEM of the CA that signed the endpoint's "
+    "certificate, or ssl_verify_peer: false to skip verification (insecure)."
+)
+
+
+def connection_problem(error: Exception) -> str:
+    """The innermost reason of a connection failure ("[Errno 111] Connection refused"),
+    instead of urllib3's three nested wrappers."""
+    text = str(error)
+    reasons = re.findall(r"\[Errno -?\d+\] [^'\")]+", text)
+    return reasons[-1].strip() if reasons else text
+
+
+def describe_http_error(error: sdk.HttpException) -> str:
+    details = (error.details or "").strip() or str(error.message or "").strip()
+    text = f"HTTP {error.status_code}"
+    if details:
+        text += f": {details}"
+    if error.request_id:
+        text += f" (request id {error.request_id})"
+    return text
+
+
+@contextlib.contextmanager
+def api_errors(service: str, action: str) -> Iterator[None]:
+    """Errors of one OpenStack request → CloudError naming the service and the action.
+
+    Callers catch the specific conditions they handle (404 on a lookup, 409 on a
+    port) inside this block; whatever is left is an error the operator must see.
+    """
+    try:
+        yield
+    except sdk.HttpException as error:
+        raise CloudError(
+            f"OpenStack {service} API: {action} failed, {describe_http_error(error)}"
+        ) from None
+    except ksa.SSLError as error:
+        raise CloudError(f"TLS error talking to OpenStack {service}: {error}. {TLS_HINT}") from None
+    except ksa.EndpointNotFound as error:
+        raise CloudError(
+            f"The Keystone catalog has no {service} endpoint ({error}); check openstack.region "
+            "and openstack.endpoint_type"
+        ) from None
+    except (ksa.ConnectFailure, ksa.ConnectTimeout) as error:
+        raise CloudError(
+            f"Cannot reach OpenStack {service} to {action}: {connection_problem(error)}"
+        ) from None
+    except ksa.RequestTimeout as error:
+        raise CloudError(
+            f"OpenStack {service} did not answer in time to {action}: {error}; raise "
+            "openstack.connection_options.read_timeout if the cloud is slow"
+        ) from None
+    except sdk.SDKException as error:
+        raise CloudError(f"OpenStack {service}: {action} failed: {error}") from None

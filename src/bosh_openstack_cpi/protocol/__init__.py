@@ -1,0 +1,1 @@
+"""The CPI wire protocol: request envelope, dispatch, errors, logging."""

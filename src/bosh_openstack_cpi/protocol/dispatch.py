@@ -1,0 +1,266 @@
+"""Method table and dispatch: which action module answers which CPI method,
+what arguments it takes, and how every outcome becomes one response.
+
+Action modules are imported only when their method is called, so `info` loads
+neither `logging` nor the OpenStack SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bosh_openstack_cpi.protocol import envelope
+from bosh_openstack_cpi.protocol.errors import (
+    CloudError,
+    CpiError,
+    InvalidRequest,
+    MethodNotImplemented,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+# An argument: (name, accepted JSON types, required). "object?" also accepts null.
+Arg = tuple[str, str, bool]
+STR: str = "string"
+INT: str = "integer"
+OBJ: str = "object?"
+ARR: str = "array?"
+STR_OR_NULL: str = "string?"
+
+
+def _args(*spec: tuple[str, str] | tuple[str, str, bool]) -> tuple[Arg, ...]:
+    return tuple((s[0], s[1], s[2] if len(s) == 3 else True) for s in spec)
+
+
+class Method:
+    __slots__ = ("args", "function", "module", "needs_cloud", "unavailable")
+
+    def __init__(
+        self,
+        module: str | None,
+        function: str,
+        args: tuple[Arg, ...],
+        *,
+        needs_cloud: bool = True,
+        unavailable: str = "",
+    ) -> None:
+        self.module = module
+        self.function = function
+        self.args = args
+        self.needs_cloud = needs_cloud
+        self.unavailable = unavailable
+
+
+_NOT_YET = "is not implemented by this CPI yet"
+_NEVER = "is not supported by the OpenStack CPI"
+
+METHODS: dict[str, Method] = {
+    "info": Method("info", "info", (), needs_cloud=False),
+    # stemcells
+    "create_stemcell": Method(
+        None,
+        "create_stemcell",
+        _args(("image_path", STR), ("cloud_properties", OBJ), ("env", OBJ, False)),
+        unavailable=_NOT_YET,
+    ),
+    "delete_stemcell": Method(
+        None, "delete_stemcell", _args(("stemcell_cid", STR)), unavailable=_NOT_YET
+    ),
+    # VMs
+    "create_vm": Method(
+        None,
+        "create_vm",
+        _args(
+            ("agent_id", STR),
+            ("stemcell_cid", STR),
+            ("cloud_properties", OBJ),
+            ("networks", OBJ),
+            ("disk_cids", ARR, False),
+            ("env", OBJ, False),
+        ),
+        unavailable=_NOT_YET,
+    ),
+    "delete_vm": Method(None, "delete_vm", _args(("vm_cid", STR)), unavailable=_NOT_YET),
+    "has_vm": Method("vms", "has_vm", _args(("vm_cid", STR))),
+    "reboot_vm": Method(None, "reboot_vm", _args(("vm_cid", STR)), unavailable=_NOT_YET),
+    "set_vm_metadata": Method(
+        None, "set_vm_metadata", _args(("vm_cid", STR), ("metadata", OBJ)), unavailable=_NOT_YET
+    ),
+    "calculate_vm_cloud_properties": Method(
+        None,
+        "calculate_vm_cloud_properties",
+        _args(("vm_resources", OBJ)),
+        unavailable=_NOT_YET,
+    ),
+    # disks
+    "create_disk": Method(
+        None,
+        "create_disk",
+        _args(("size", INT), ("cloud_properties", OBJ), ("vm_cid", STR_OR_NULL, False)),
+        unavailable=_NOT_YET,
+    ),
+    "delete_disk": Method(None, "delete_disk", _args(("disk_cid", STR)), unavailable=_NOT_YET),
+    "has_disk": Method(None, "has_disk", _args(("disk_cid", STR)), unavailable=_NOT_YET),
+    "attach_disk": Method(
+        None, "attach_disk", _args(("vm_cid", STR), ("disk_cid", STR)), unavailable=_NOT_YET
+    ),
+    "detach_disk": Method(
+        None, "detach_disk", _args(("vm_cid", STR), ("disk_cid", STR)), unavailable=_NOT_YET
+    ),
+    "get_disks": Method(None, "get_disks", _args(("vm_cid", STR)), unavailable=_NOT_YET),
+    "set_disk_metadata": Method(
+        None, "set_disk_metadata", _args(("disk_cid", STR), ("metadata", OBJ)), unavailable=_NOT_YET
+    ),
+    "resize_disk": Method(
+        None, "resize_disk", _args(("disk_cid", STR), ("new_size", INT)), unavailable=_NOT_YET
+    ),
+    "update_disk": Method(
+        None,
+        "update_disk",
+        _args(("disk_cid", STR), ("new_size", INT), ("cloud_properties", OBJ)),
+        unavailable=_NOT_YET,
+    ),
+    "snapshot_disk": Method(
+        None,
+        "snapshot_disk",
+        _args(("disk_cid", STR), ("metadata", OBJ, False)),
+        unavailable=_NOT_YET,
+    ),
+    "delete_snapshot": Method(
+        None, "delete_snapshot", _args(("snapshot_cid", STR)), unavailable=_NOT_YET
+    ),
+    # never part of the OpenStack CPI (the reference answers NotImplemented as well)
+    "current_vm_id": Method(None, "current_vm_id", (), unavailable=_NEVER),
+    "create_network": Method(
+        None, "create_network", _args(("network_definition", OBJ)), unavailable=_NEVER
+    ),
+    "delete_network": Method(
+        None, "delete_network", _args(("network_cid", STR)), unavailable=_NEVER
+    ),
+    "ping": Method(None, "ping", (), unavailable=_NEVER),
+}
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def check_arguments(name: str, method: Method, arguments: list[Any]) -> list[Any]:
+    """Arity and JSON types, with null normalised to {} / [] where the director may send it."""
+    required = sum(1 for _, _, is_required in method.args if is_required)
+    signature = ", ".join(arg for arg, _, _ in method.args)
+    if not required <= len(arguments) <= len(method.args):
+        expected = (
+            str(required) if required == len(method.args) else (f"{required} to {len(method.args)}")
+        )
+        raise InvalidRequest(
+            f"'{name}' takes {expected} argument(s) ({signature}), got {len(arguments)}"
+        )
+    checked: list[Any] = []
+    for position, (value, (arg, kind, _)) in enumerate(
+        zip(arguments, method.args, strict=False), start=1
+    ):
+        actual = _json_type(value)
+        base = kind.rstrip("?")
+        if value is None and kind.endswith("?"):
+            value = {} if base == "object" else ([] if base == "array" else None)
+        elif actual != base:
+            raise InvalidRequest(
+                f"'{name}' argument {position} ({arg}) must be {_article(base)}, got {actual}"
+            )
+        checked.append(value)
+    return checked
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def handle(raw: bytes, config_path: str, ca_cert_path: str | None, stderr: TextIO) -> bytes:
+    """One request in, one encoded response out. Never raises (but on BaseExit)."""
+    try:
+        request = envelope.parse_request(raw)
+    except CpiError as invalid:
+        return envelope.encode(envelope.failure(invalid, ""))
+
+    method = METHODS.get(request.method)
+    if method is None:
+        unknown = MethodNotImplemented(f"Method is not known, got: '{request.method}'")
+        return envelope.encode(envelope.failure(unknown, ""))
+    if not method.needs_cloud:
+        return _run_local(request, method)
+    return _run_with_cloud(request, method, config_path, ca_cert_path, stderr)
+
+
+def _run_local(request: envelope.Request, method: Method) -> bytes:
+    try:
+        arguments = check_arguments(request.method, method, request.arguments)
+        function = getattr(importlib.import_module(_module_path(method)), method.function)
+        return envelope.encode(envelope.success(function(request, *arguments), ""))
+    except CpiError as error:
+        return envelope.encode(envelope.failure(error, ""))
+
+
+def _module_path(method: Method) -> str:
+    return f"bosh_openstack_cpi.actions.{method.module}"
+
+
+def _run_with_cloud(
+    request: envelope.Request,
+    method: Method,
+    config_path: str,
+    ca_cert_path: str | None,
+    stderr: TextIO,
+) -> bytes:
+    from bosh_openstack_cpi.call import Call
+    from bosh_openstack_cpi.protocol.logs import CallLog
+    from bosh_openstack_cpi.protocol.redaction import redact, register_secrets_in
+
+    # Agent settings in create_vm's env carry passwords and NATS keys.
+    register_secrets_in(
+        request.arguments, frozenset({"password", "private_key", "certificate", "secret"})
+    )
+    call_log = CallLog(request.request_id, stderr)
+    import logging
+
+    log = logging.getLogger("bosh_openstack_cpi")
+    error: CpiError | None = None
+    result: Any = None
+    try:
+        if method.unavailable:
+            raise MethodNotImplemented(f"Method '{request.method}' {method.unavailable}")
+        arguments = check_arguments(request.method, method, request.arguments)
+        function = getattr(importlib.import_module(_module_path(method)), method.function)
+        log.info("%s started (api_version %d)", request.method, request.api_version)
+        with Call(request, config_path, ca_cert_path) as call:
+            result = function(call, *arguments)
+        log.info("%s finished", request.method)
+    except CpiError as caught:
+        error = caught
+        log.error("%s failed: %s: %s", request.method, caught.bosh_type, caught.message)
+    except (Exception, KeyboardInterrupt) as caught:
+        log.exception("%s failed unexpectedly", request.method)
+        error = CloudError(
+            f"{request.method} failed unexpectedly ({type(caught).__name__}: {caught}); "
+            "the CPI log of this task has the details"
+        )
+    finally:
+        call_log.close()
+    if error is not None:
+        error.message = redact(error.message)
+        return envelope.encode(envelope.failure(error, call_log.text()))
+    return envelope.encode(envelope.success(result, call_log.text()))

@@ -1,0 +1,220 @@
+import json
+
+import pytest
+
+from bosh_openstack_cpi import config
+from bosh_openstack_cpi.protocol.errors import ConfigError
+
+
+def _document(**openstack):
+    base = {
+        "auth_url": "https://keystone.example:5000/v3",
+        "username": "bosh",
+        "api_key": "pw-123456",
+        "project": "bosh",
+        "domain": "Default",
+        "default_key_name": "bosh",
+        "default_security_groups": ["bosh"],
+    }
+    for key, value in openstack.items():
+        if value is None:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    return {
+        "cloud": {
+            "plugin": "openstack",
+            "properties": {"openstack": base, "agent": {"mbus": "nats://a:b@c:1"}},
+        }
+    }
+
+
+def _problems(document, context=None):
+    with pytest.raises(ConfigError) as raised:
+        config.load(document, context or {})
+    return raised.value.message
+
+
+def test_reference_rendered_cpi_json_is_accepted_with_its_defaults():
+    rendered = _document(
+        default_volume_type=None,
+        wait_resource_poll_interval=5,
+        ignore_server_availability_zone=False,
+        use_nova_networking=False,
+        endpoint_type="publicURL",
+        state_timeout=300,
+        stemcell_public_visibility=False,
+        boot_from_volume=False,
+        use_dhcp=True,
+        human_readable_vm_names=False,
+    )
+    rendered["cloud"]["properties"]["registry"] = {
+        "endpoint": "http://r",
+        "user": "u",
+        "password": "p",
+    }
+    loaded = config.load(rendered, {"director_uuid": "d", "request_id": "r"})
+    openstack = loaded.openstack
+    assert openstack.endpoint_type == "public"
+    assert openstack.state_timeout == 300
+    assert openstack.use_dhcp is True
+    assert openstack.user_domain_name == openstack.project_domain_name == "Default"
+    assert openstack.default_security_groups == ("bosh",)
+    assert loaded.agent == {"mbus": "nats://a:b@c:1"}
+    assert loaded.ignored_keys == ()
+
+
+def test_defaults_when_optional_keys_are_absent():
+    openstack = config.load(_document(default_security_groups=None), {}).openstack
+    assert openstack.wait_resource_poll_interval == 5
+    assert openstack.config_drive is None
+    assert openstack.connection.http_timeout == config.DEFAULT_HTTP_TIMEOUT
+    assert openstack.default_security_groups == ()
+
+
+@pytest.mark.parametrize(
+    ("url", "normalised"),
+    [
+        ("https://k:5000/v3", "https://k:5000/v3"),
+        ("https://k:5000/v3/", "https://k:5000/v3"),
+        ("https://k:5000/v3/auth/tokens", "https://k:5000/v3"),
+        ("https://k:5000", "https://k:5000/v3"),
+        ("https://k/identity", "https://k/identity/v3"),
+    ],
+)
+def test_auth_url_is_normalised_to_the_v3_endpoint(url, normalised):
+    assert config.load(_document(auth_url=url), {}).openstack.auth_url == normalised
+
+
+def test_keystone_v2_is_refused_with_a_pointer_to_v3():
+    message = _problems(_document(auth_url="https://k:5000/v2.0", tenant="t", project=None))
+    assert "Keystone v2" in message
+    assert "removed" in message
+
+
+def test_tenant_without_project_explains_the_v3_name():
+    message = _problems(_document(project=None, tenant="t"))
+    assert "openstack.tenant" in message
+    assert "openstack.project" in message
+
+
+def test_nova_networking_is_refused():
+    message = _problems(_document(use_nova_networking=True))
+    assert "openstack.use_nova_networking" in message
+    assert "removed" in message
+
+
+def test_all_problems_are_reported_together():
+    message = _problems(_document(state_timeout="300", use_dhcp="yes", config_drive="usb"))
+    assert "openstack.state_timeout must be a positive number of seconds, got a string" in message
+    assert "openstack.use_dhcp must be true or false, got a string" in message
+    assert "openstack.config_drive must be 'cdrom' or 'disk'" in message
+
+
+def test_password_and_application_credential_are_exclusive():
+    message = _problems(_document(application_credential_id="i", application_credential_secret="s"))
+    assert "not both" in message
+
+
+def test_application_credential_needs_no_project_or_domain():
+    loaded = config.load(
+        _document(
+            username=None,
+            api_key=None,
+            project=None,
+            domain=None,
+            application_credential_id="cred-id",
+            application_credential_secret="cred-secret",
+        ),
+        {},
+    )
+    assert loaded.openstack.uses_application_credential
+    assert loaded.openstack.application_credential_secret == "cred-secret"
+
+
+def test_half_an_application_credential_names_the_missing_key():
+    message = _problems(_document(username=None, api_key=None, application_credential_id="i"))
+    assert "openstack.application_credential_secret is required" in message
+
+
+def test_user_domain_without_project_domain_is_refused():
+    message = _problems(_document(domain=None, user_domain_name="users"))
+    assert "openstack.project_domain_name is required too" in message
+
+
+def test_project_id_is_enough_to_scope():
+    openstack = config.load(_document(project=None, project_id="abc123"), {}).openstack
+    assert openstack.project_id == "abc123"
+
+
+def test_missing_credentials_are_explained():
+    message = _problems(_document(username=None, api_key=None))
+    assert "needs credentials" in message
+
+
+def test_secret_values_never_appear_in_config_errors():
+    message = _problems(_document(api_key=12345678, state_timeout=-1))
+    assert "12345678" not in message
+    assert "openstack.api_key must be a non-empty string, got a number" in message
+    assert "api_key is required" not in message
+
+
+def test_multi_cpi_context_is_merged_over_openstack():
+    context = {
+        "director_uuid": "d",
+        "request_id": "cpi-1",
+        "vm": {"stemcell": {"api_version": 2}},
+        "auth_url": "https://other:5000/v3",
+        "api_key": "other-pw",
+        "region": "Two",
+    }
+    openstack = config.load(_document(), context).openstack
+    assert openstack.auth_url == "https://other:5000/v3"
+    assert openstack.api_key == "other-pw"
+    assert openstack.region == "Two"
+
+
+def test_context_connection_options_replace_the_whole_hash():
+    document = _document(connection_options={"ssl_verify_peer": False, "read_timeout": 5})
+    context = {"connection_options": {"connect_timeout": 9}}
+    connection = config.load(document, context).openstack.connection
+    assert connection.ssl_verify_peer is True
+    assert connection.http_timeout == 9
+
+
+def test_ca_cert_must_be_pem():
+    message = _problems(_document(connection_options={"ca_cert": "not a cert"}))
+    assert "openstack.connection_options.ca_cert must hold one or more PEM certificates" in message
+
+
+def test_unknown_openstack_keys_are_reported_as_ignored():
+    assert config.load(_document(flux_capacitor=1), {}).ignored_keys == ("flux_capacitor",)
+
+
+def test_removed_auto_anti_affinity_is_explained():
+    message = _problems(_document(enable_auto_anti_affinity=True))
+    assert "scheduler_hints" in message
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({}, 'the "cloud" object is missing'),
+        ({"cloud": {"plugin": "aws", "properties": {}}}, "cloud.plugin must be 'openstack'"),
+        ({"cloud": {"properties": {}}}, "cloud.properties.openstack must be an object"),
+    ],
+)
+def test_wrong_document_shapes(document, expected):
+    assert expected in _problems(document)
+
+
+def test_read_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "cpi.json"
+    bad.write_text("{nope")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        config.read_config_file(str(bad))
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.read_config_file(str(tmp_path / "missing.json"))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_document()))
+    assert config.read_config_file(str(good))["cloud"]["plugin"] == "openstack"
