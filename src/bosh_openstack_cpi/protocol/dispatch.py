@@ -252,7 +252,12 @@ def _run_with_cloud(
     except CpiError as caught:
         error = caught
         log.error("%s failed: %s: %s", request.method, caught.bosh_type, caught.message)
-    except (Exception, KeyboardInterrupt) as caught:
+    except KeyboardInterrupt:
+        log.error("%s interrupted by a signal", request.method)
+        error = CloudError(
+            f"{request.method} was interrupted by a signal (SIGTERM or SIGINT) before it finished"
+        )
+    except Exception as caught:
         log.exception("%s failed unexpectedly", request.method)
         error = CloudError(
             f"{request.method} failed unexpectedly ({type(caught).__name__}: {caught}); "

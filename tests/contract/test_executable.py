@@ -1,0 +1,179 @@
+"""The real executable, run as the director runs it: bin/cpi with no arguments, a wiped
+environment, the request on stdin without a trailing newline."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.cpi_process import CpiProcess, director_environment
+
+pytestmark = pytest.mark.contract
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path(sys.executable).parent.parent
+INFO = {"method": "info", "arguments": [], "context": {"director_uuid": "d"}}
+
+
+@pytest.fixture
+def bosh_tree(tmp_path: Path) -> Path:
+    """/var/vcap-like packages and jobs dirs, with bin/cpi rendered to point at them."""
+    (tmp_path / "packages" / "bosh_openstack_cpi").mkdir(parents=True)
+    (tmp_path / "packages" / "bosh_openstack_cpi" / "venv").symlink_to(VENV)
+    config = tmp_path / "jobs" / "openstack_cpi" / "config"
+    config.mkdir(parents=True)
+    (config / "cpi.json").write_text(
+        json.dumps({"cloud": {"plugin": "openstack", "properties": {"openstack": {}}}})
+    )
+    (config / "cacert.pem").write_text("")
+    rendered = (REPO / "bin" / "cpi").read_text().replace("/var/vcap", str(tmp_path))
+    (tmp_path / "cpi").write_text(rendered)
+    (tmp_path / "cpi").chmod(0o755)
+    return tmp_path
+
+
+def _director_run(bosh_tree: Path, request: bytes, extra_env: dict[str, str] | None = None):
+    return subprocess.run(
+        [str(bosh_tree / "cpi")],
+        input=request,
+        capture_output=True,
+        env=director_environment(extra_env),
+        cwd="/",
+        check=False,
+        timeout=60,
+    )
+
+
+def test_info_through_bin_cpi_with_a_wiped_environment(bosh_tree: Path):
+    completed = _director_run(bosh_tree, json.dumps(INFO).encode())
+    assert completed.returncode == 0
+    response = json.loads(completed.stdout)
+    assert response["result"]["api_version"] == 2
+    assert response["error"] is None
+    assert completed.stdout.count(b"\n") == 1  # one document, nothing else
+
+
+def test_create_env_style_environment_is_honoured(bosh_tree: Path, tmp_path: Path):
+    """`bosh create-env` passes BOSH_PACKAGES_DIR / BOSH_JOBS_DIR instead of /var/vcap."""
+    plain = (REPO / "bin" / "cpi").resolve()
+    completed = subprocess.run(
+        [str(plain)],
+        input=json.dumps(INFO).encode(),
+        capture_output=True,
+        env=director_environment(
+            {
+                "BOSH_PACKAGES_DIR": str(bosh_tree / "packages"),
+                "BOSH_JOBS_DIR": str(bosh_tree / "jobs"),
+            }
+        ),
+        check=False,
+        timeout=60,
+    )
+    assert json.loads(completed.stdout)["result"]["api_version"] == 2
+
+
+def test_config_errors_come_back_as_one_response(bosh_tree: Path):
+    request = {"method": "has_vm", "arguments": ["x"], "context": {"director_uuid": "d"}}
+    completed = _director_run(bosh_tree, json.dumps(request).encode())
+    assert completed.returncode == 0
+    response = json.loads(completed.stdout)
+    assert response["error"]["type"] == "Bosh::Clouds::CloudError"
+    assert "openstack.auth_url is required" in response["error"]["message"]
+    # the log goes to stderr too, line by line, for the director's task log
+    assert "openstack.auth_url is required" in completed.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"not json", b"[1,2]", b'{"method":"info"}', b"\xff" * 10, b"{" * 100000]
+)
+def test_garbage_on_stdin_still_gets_exactly_one_json_response(bosh_tree: Path, raw: bytes):
+    completed = _director_run(bosh_tree, raw)
+    assert completed.returncode == 0
+    response = json.loads(completed.stdout)
+    assert response["error"]["type"] == "Bosh::Clouds::CpiError"
+    assert response["result"] is None
+    assert isinstance(response["log"], str)
+
+
+def test_unknown_method(bosh_tree: Path):
+    request = dict(INFO, method="resurrect_vm")
+    response = json.loads(_director_run(bosh_tree, json.dumps(request).encode()).stdout)
+    assert response["error"]["message"] == "Method is not known, got: 'resurrect_vm'"
+
+
+def test_sigterm_during_a_call_still_answers(tmp_path: Path):
+    """A process killed mid-call by SIGTERM answers with an error instead of vanishing."""
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(1)  # accepts the TCP connection and never answers
+        blackhole.settimeout(30)
+        port = blackhole.getsockname()[1]
+        openstack = {
+            "auth_url": f"http://127.0.0.1:{port}/v3",
+            "username": "u",
+            "api_key": "canary-password-1",
+            "project": "p",
+            "domain": "d",
+        }
+        config = tmp_path / "cpi.json"
+        config.write_text(json.dumps({"cloud": {"properties": {"openstack": openstack}}}))
+        cpi = CpiProcess([sys.executable, "-I", "-m", "bosh_openstack_cpi", str(config)])
+        process = subprocess.Popen(
+            cpi.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cpi.env,
+        )
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(cpi.request("has_vm", "x")).encode())
+        process.stdin.close()
+        process.stdin = None
+        connection, _ = blackhole.accept()  # the CPI is now waiting for Keystone
+        with connection:
+            process.terminate()
+            stdout, stderr = process.communicate(timeout=30)
+    response = json.loads(stdout)
+    assert response["error"]["type"] == "Bosh::Clouds::CloudError"
+    assert "interrupted by a signal" in response["error"]["message"]
+    assert b"canary-password-1" not in stdout + stderr
+
+
+def test_module_and_console_script_entry_points_agree():
+    via_module = subprocess.run(
+        [sys.executable, "-I", "-m", "bosh_openstack_cpi"],
+        input=json.dumps(INFO).encode(),
+        capture_output=True,
+        check=True,
+    )
+    script = Path(sys.executable).parent / "bosh-openstack-cpi"
+    via_script = subprocess.run(
+        [str(script)], input=json.dumps(INFO).encode(), capture_output=True, check=True
+    )
+    assert json.loads(via_module.stdout) == json.loads(via_script.stdout)
+
+
+def test_info_does_not_import_the_sdk_or_logging():
+    probe = (
+        "import sys, io, runpy\n"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))\n"
+        "sys.argv = ['cpi']\n"
+        "from bosh_openstack_cpi.cli import main\n"
+        "main()\n"
+        "heavy = [m for m in ('openstack', 'keystoneauth1', 'logging', 'requests')"
+        " if m in sys.modules]\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", probe, json.dumps(INFO)],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert completed.stderr.decode().strip() == "[]"

@@ -1,0 +1,78 @@
+"""Integration tests run against a real OpenStack: the local test cloud (testcloud/)
+by default, or the cloud described by $BOSH_CPI_TEST_CLOUD (docs/testing.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.cloud_description import cpi_document, load_description, write_cpi_json
+from tools.cpi_process import CpiProcess, cpi_command
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def cloud() -> dict[str, Any]:
+    try:
+        return load_description()
+    except (FileNotFoundError, OSError) as error:
+        pytest.fail(f"{error}", pytrace=False)
+
+
+@pytest.fixture
+def cpi_for(cloud: dict[str, Any], tmp_path: Path) -> Callable[..., CpiProcess]:
+    """A CPI configured for the test cloud; keyword arguments override `openstack` keys
+    (None removes one)."""
+
+    def make(ca_cert_path: Path | None = None, **openstack: Any) -> CpiProcess:
+        directory = tmp_path / f"job-{len(list(tmp_path.glob('job-*')))}"
+        directory.mkdir()
+        config = write_cpi_json(directory, cpi_document(cloud, **openstack))
+        return CpiProcess(cpi_command(config, ca_cert_path))
+
+    return make
+
+
+@pytest.fixture
+def cpi(cpi_for: Callable[..., CpiProcess]) -> CpiProcess:
+    return cpi_for()
+
+
+@pytest.fixture(scope="session")
+def admin(cloud: dict[str, Any]) -> Iterator[Any]:
+    """An admin SDK connection, for checking the cloud's state behind the CPI's back."""
+    import openstack
+
+    connection = openstack.connect(load_yaml_config=False, load_envvars=False, **cloud["admin"])
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def project_sdk(cloud: dict[str, Any]) -> Iterator[Any]:
+    """An SDK connection as the CPI's own user and project, for arranging test fixtures."""
+    import openstack
+
+    settings = cloud["openstack"]
+    connection = openstack.connect(
+        load_yaml_config=False,
+        load_envvars=False,
+        auth_url=settings["auth_url"],
+        username=settings["username"],
+        password=settings["api_key"],
+        project_name=settings["project"],
+        user_domain_name=settings["domain"],
+        project_domain_name=settings["domain"],
+        region_name=settings.get("region"),
+    )
+    yield connection
+    connection.close()

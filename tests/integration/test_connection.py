@@ -1,0 +1,161 @@
+"""Authentication and connection against the real cloud (foundation issue)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.integration.tls_proxy import make_ca, make_server_cert, tls_front
+from tools.cpi_process import CpiProcess, CpiResult
+
+CANARIES = ("canary-wrong-password-7f3a", "canary-appcred-secret-91bc")
+
+
+def _unknown_vm() -> str:
+    return str(uuid.uuid4())
+
+
+def _assert_no_secret(result: CpiResult, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in result.all_output
+
+
+def test_has_vm_of_an_unknown_id_is_false(cpi: CpiProcess, cloud: dict[str, Any]):
+    result = cpi.call("has_vm", _unknown_vm())
+    assert result.error is None, result.error
+    assert result.result is False
+    assert result.returncode == 0
+    _assert_no_secret(result, cloud["openstack"]["api_key"])
+
+
+def test_password_auth_by_project_id(cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any]):
+    cpi = cpi_for(project=None, project_id=cloud["project_id"])
+    result = cpi.call("has_vm", _unknown_vm())
+    assert result.error is None, result.error
+    assert result.result is False
+
+
+def test_password_auth_with_user_and_project_domains(cpi_for: Callable[..., CpiProcess]):
+    cpi = cpi_for(domain=None, user_domain_name="Default", project_domain_name="Default")
+    assert cpi.call("has_vm", _unknown_vm()).result is False
+
+
+def test_application_credential_auth(cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any]):
+    credential = cloud["application_credential"]
+    cpi = cpi_for(
+        username=None,
+        api_key=None,
+        project=None,
+        domain=None,
+        application_credential_id=credential["id"],
+        application_credential_secret=credential["secret"],
+    )
+    result = cpi.call("has_vm", _unknown_vm())
+    assert result.error is None, result.error
+    assert result.result is False
+    _assert_no_secret(result, credential["secret"])
+
+
+def test_wrong_password_names_keystone_and_auth_url_not_the_password(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any]
+):
+    result = cpi_for(api_key=CANARIES[0]).call("has_vm", _unknown_vm())
+    assert result.error is not None
+    assert result.error["type"] == "Bosh::Clouds::CloudError"
+    message = result.error["message"]
+    assert "Keystone" in message
+    assert cloud["openstack"]["auth_url"] in message
+    assert "openstack.api_key" in message
+    _assert_no_secret(result, CANARIES[0])
+
+
+def test_wrong_application_credential_secret_is_not_echoed(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any]
+):
+    cpi = cpi_for(
+        username=None,
+        api_key=None,
+        project=None,
+        domain=None,
+        application_credential_id=cloud["application_credential"]["id"],
+        application_credential_secret=CANARIES[1],
+    )
+    result = cpi.call("has_vm", _unknown_vm())
+    assert result.error is not None
+    assert "application_credential_secret" in result.error["message"]
+    _assert_no_secret(result, CANARIES[1])
+
+
+def test_multi_cpi_context_overrides_the_job_config(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any]
+):
+    """The cpi.json has a wrong password; the director's context carries the right one."""
+    cpi = cpi_for(api_key=CANARIES[0])
+    result = cpi.call("has_vm", _unknown_vm(), context={"api_key": cloud["openstack"]["api_key"]})
+    assert result.error is None, result.error
+    _assert_no_secret(result, CANARIES[0], cloud["openstack"]["api_key"])
+
+
+def _keystone_port(cloud: dict[str, Any]) -> int:
+    from urllib.parse import urlsplit
+
+    return urlsplit(cloud["openstack"]["auth_url"]).port or 5000
+
+
+def test_tls_verification_with_the_right_and_a_wrong_ca(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any], tmp_path: Path
+):
+    right_ca, ca_key, ca_name = make_ca(tmp_path, "right")
+    wrong_ca, _, _ = make_ca(tmp_path, "wrong")
+    cert, key = make_server_cert(tmp_path, ca_key, ca_name)
+    with tls_front(cert, key, ("127.0.0.1", _keystone_port(cloud))) as port:
+        auth_url = f"https://127.0.0.1:{port}/v3"
+
+        trusted = cpi_for(auth_url=auth_url, connection_options={"ca_cert": right_ca.read_text()})
+        result = trusted.call("has_vm", _unknown_vm())
+        assert result.error is None, result.error
+
+        # the job's cacert.pem (second argument) works the same way
+        via_job_file = cpi_for(ca_cert_path=right_ca, auth_url=auth_url)
+        assert via_job_file.call("has_vm", _unknown_vm()).error is None
+
+        wrong = cpi_for(auth_url=auth_url, connection_options={"ca_cert": wrong_ca.read_text()})
+        result = wrong.call("has_vm", _unknown_vm())
+        assert result.error is not None
+        assert "TLS verification of Keystone" in result.error["message"]
+        assert "connection_options.ca_cert" in result.error["message"]
+
+        unverified = cpi_for(auth_url=auth_url, connection_options={"ssl_verify_peer": False})
+        assert unverified.call("has_vm", _unknown_vm()).error is None
+
+
+def test_ca_file_from_the_config_is_removed_after_the_call(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any], tmp_path: Path
+):
+    right_ca, _, _ = make_ca(tmp_path, "any")
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    cpi = cpi_for(connection_options={"ca_cert": right_ca.read_text()})
+    cpi.env["TMPDIR"] = str(scratch)
+    assert cpi.call("has_vm", _unknown_vm()).error is None
+    assert list(scratch.iterdir()) == []
+
+
+def test_existing_server_is_found(cpi: CpiProcess, cloud: dict[str, Any], project_sdk: Any):
+    """has_vm is true for a live server of the project and false once it is deleted."""
+    resources = cloud["resources"]
+    server = project_sdk.compute.create_server(
+        name=f"cpi-test-{uuid.uuid4().hex[:8]}",
+        image_id=resources["image_id"],
+        flavor_id=project_sdk.compute.find_flavor(resources["flavors"]["default"]).id,
+        networks=[{"uuid": resources["networks"]["manual_1"]["id"]}],
+    )
+    try:
+        project_sdk.compute.wait_for_server(server, wait=120, interval=0.5)
+        assert cpi.call("has_vm", server.id).result is True
+    finally:
+        project_sdk.compute.delete_server(server)
+        project_sdk.compute.wait_for_delete(server, wait=120, interval=0.5)
+    assert cpi.call("has_vm", server.id).result is False
