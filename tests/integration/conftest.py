@@ -3,12 +3,14 @@ by default, or the cloud described by $BOSH_CPI_TEST_CLOUD (docs/testing.md)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.leaks import resources_of_director
 from tools.cloud_description import cpi_document, load_description, write_cpi_json
 from tools.cpi_process import CpiProcess, cpi_command
 
@@ -29,7 +31,13 @@ def cloud() -> dict[str, Any]:
 
 
 @pytest.fixture
-def cpi_for(cloud: dict[str, Any], tmp_path: Path) -> Callable[..., CpiProcess]:
+def director_uuid() -> str:
+    """A fresh director UUID per test: everything the CPI creates in it carries this UUID."""
+    return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def cpi_for(cloud: dict[str, Any], tmp_path: Path, director_uuid: str) -> Callable[..., CpiProcess]:
     """A CPI configured for the test cloud; keyword arguments override `openstack` keys
     (None removes one)."""
 
@@ -37,7 +45,7 @@ def cpi_for(cloud: dict[str, Any], tmp_path: Path) -> Callable[..., CpiProcess]:
         directory = tmp_path / f"job-{len(list(tmp_path.glob('job-*')))}"
         directory.mkdir()
         config = write_cpi_json(directory, cpi_document(cloud, **openstack))
-        return CpiProcess(cpi_command(config, ca_cert_path))
+        return CpiProcess(cpi_command(config, ca_cert_path), director_uuid=director_uuid)
 
     return make
 
@@ -76,3 +84,12 @@ def project_sdk(cloud: dict[str, Any]) -> Iterator[Any]:
     )
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def leak_check(admin: Any, cloud: dict[str, Any], director_uuid: str) -> Iterator[None]:
+    """Use in every test that creates resources through the CPI: after the test, nothing
+    carrying this test's director UUID may remain on the cloud."""
+    yield
+    left = resources_of_director(admin, cloud["project_id"], director_uuid)
+    assert left == {}, f"resources left behind: {left}"

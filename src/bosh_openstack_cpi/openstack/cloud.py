@@ -17,6 +17,9 @@ from openstack import connection as sdk_connection
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.compute import Compute
+from bosh_openstack_cpi.openstack.image import Image
+from bosh_openstack_cpi.openstack.network import Network
+from bosh_openstack_cpi.openstack.volume import Volume
 from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -106,3 +109,15 @@ class Cloud:
     @cached_property
     def compute(self) -> Compute:
         return Compute(self.connection)
+
+    @cached_property
+    def image(self) -> Image:
+        return Image(self.connection, self.config)
+
+    @cached_property
+    def network(self) -> Network:
+        return Network(self.connection, self.config)
+
+    @cached_property
+    def volume(self) -> Volume:
+        return Volume(self.connection, self.config)

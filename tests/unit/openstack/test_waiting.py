@@ -1,0 +1,72 @@
+import pytest
+
+from bosh_openstack_cpi.openstack.waiting import poll_intervals, wait_for
+from bosh_openstack_cpi.protocol.errors import CloudError
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_intervals_grow_to_the_configured_maximum():
+    next_interval = poll_intervals(1.0)
+    values = [next_interval() for _ in range(10)]
+    assert values[0] == pytest.approx(0.1)
+    assert values == sorted(values)
+    assert values[-1] == 1.0
+
+
+def test_returns_as_soon_as_done_with_short_first_polls():
+    clock = FakeClock()
+    states = iter(["BUILD", "BUILD", "ACTIVE"])
+    result = wait_for(
+        "server to become ACTIVE",
+        lambda: next(states),
+        lambda s: s == "ACTIVE",
+        timeout=300,
+        max_interval=5,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert result == "ACTIVE"
+    assert clock.now < 0.5  # the reference CPI would have slept 10 s here
+
+
+def test_error_state_raises_with_the_fault_message():
+    with pytest.raises(CloudError, match=r"Failed waiting for server 'x'.*No valid host"):
+        wait_for(
+            "server 'x' to become ACTIVE",
+            lambda: "ERROR",
+            lambda s: s == "ACTIVE",
+            failure=lambda s: "state ERROR: No valid host was found" if s == "ERROR" else None,
+            timeout=10,
+            max_interval=1,
+        )
+
+
+def test_timeout_names_what_and_the_last_state():
+    clock = FakeClock()
+    with pytest.raises(CloudError) as raised:
+        wait_for(
+            "volume 'v' to become available",
+            lambda: "creating",
+            lambda s: s == "available",
+            timeout=30,
+            max_interval=5,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert "Timed out after 30 s waiting for volume 'v' to become available" in str(raised.value)
+    assert "last seen: creating" in str(raised.value)
+    assert "openstack.state_timeout" in str(raised.value)
+    assert clock.now == pytest.approx(30)
+    assert max(clock.sleeps) <= 5
