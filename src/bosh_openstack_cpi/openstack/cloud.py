@@ -17,10 +17,10 @@ from openstack import connection as sdk_connection
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.compute import Compute
+from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.openstack.image import Image
 from bosh_openstack_cpi.openstack.network import Network
 from bosh_openstack_cpi.openstack.volume import Volume
-from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.protocol.errors import CloudError
 
 
