@@ -22,3 +22,6 @@ class Compute:
             except sdk.NotFoundException:
                 return False
         return str(server.status).upper() not in GONE_STATES
+
+    # --- persistent disk attachments (Nova os-volume_attachments) -------------------
+    # Methods used by actions/disks.py go below this line.
