@@ -16,13 +16,12 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from benchmarks.report import write_section
 from tools.cpi_process import director_environment
 
-REPO = Path(__file__).resolve().parent.parent
 REQUEST = json.dumps({"method": "info", "arguments": [], "context": {"director_uuid": "b"}})
-SECTION = "## info round trip"
+TITLE = "info round trip"
 
 
 def _run_once(command: list[str], stdin: bytes) -> tuple[float, float]:
@@ -69,8 +68,6 @@ def _report(figures: dict[str, list[float]], rounds: int) -> str:
     walls = {name: values for name, values in figures.items() if not name.endswith(" RSS")}
     baseline = statistics.median(walls["python -I -c pass"])
     lines = [
-        SECTION,
-        "",
         f"Command: `.venv/bin/python -m benchmarks.info_roundtrip --rounds {rounds} --write`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         f", {time.strftime('%Y-%m-%d')}. Interleaved rounds, one warm-up.",
@@ -88,19 +85,6 @@ def _report(figures: dict[str, list[float]], rounds: int) -> str:
     return "\n".join(lines)
 
 
-def _write(section: str) -> None:
-    path = REPO / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        end = len(text) if following == -1 else following + 1
-        text = text[:start] + section + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=30)
@@ -109,7 +93,7 @@ def main() -> int:
     section = _report(_measure(options.rounds), options.rounds)
     print(section)
     if options.write:
-        _write(section)
+        write_section(TITLE, section)
     return 0
 
 

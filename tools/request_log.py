@@ -1,0 +1,45 @@
+"""Count the OpenStack requests a CPI call made, from its stderr.
+
+Run the CPI with BOSH_OPENSTACK_CPI_LOG_LEVEL=DEBUG: urllib3 then logs one line per HTTP
+request (Keystone token requests included, which keystoneauth itself does not log):
+    http://127.0.0.1:8774 "GET /v2.1/servers/x HTTP/1.1" 404 88
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+LOG_LEVEL_ENV = {"BOSH_OPENSTACK_CPI_LOG_LEVEL": "DEBUG"}
+
+_REQUEST_LINE = re.compile(r'(https?)://([^\s:/"]+):(\d+) "([A-Z]+) (\S+) HTTP/[\d.]+" (\d{3})')
+
+# Default ports of the OpenStack APIs (and of the local test cloud).
+SERVICE_BY_PORT = {
+    "5000": "identity",
+    "35357": "identity",
+    "8774": "compute",
+    "9292": "image",
+    "9696": "network",
+    "8776": "volume",
+    "8778": "placement",
+    "9876": "load-balancer",
+}
+
+
+def requests_in(stderr_text: str) -> list[tuple[str, str, str, int]]:
+    """(service, method, path, status) for every request logged."""
+    found = []
+    for match in _REQUEST_LINE.finditer(stderr_text):
+        _, host, port, method, path, status = match.groups()
+        service = SERVICE_BY_PORT.get(port, f"{host}:{port}")
+        found.append((service, method, path, int(status)))
+    return found
+
+
+def count_requests(stderr_text: str) -> dict[str, int]:
+    """Requests per service, plus "total"."""
+    counts = Counter(service for service, _, _, _ in requests_in(stderr_text))
+    result = dict(sorted(counts.items()))
+    result["total"] = sum(counts.values())
+    return result
