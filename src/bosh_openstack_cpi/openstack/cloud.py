@@ -97,12 +97,11 @@ class Cloud:
             app_version=__version__,
         )
         _authenticate(session, config)
+        # Built from our session: the SDK then reads neither clouds.yaml nor OS_* variables.
         connection = sdk_connection.Connection(
             session=session,
             region_name=config.region,
             interface=config.endpoint_type,
-            load_yaml_config=False,
-            load_envvars=False,
         )
         return cls(connection, config)
 

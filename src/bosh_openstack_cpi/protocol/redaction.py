@@ -15,7 +15,7 @@ import re
 MASK = "<redacted>"
 
 _PATTERNS = (
-    (re.compile(r"(?i)(x-(?:auth|subject)-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"), r"\1" + MASK),
+    (re.compile(r"(?i)(x-(?:auth|subject)-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",]+"), r"\1" + MASK),
     (
         re.compile(
             r"(?i)([\"'](?:password|api_key|secret|application_credential_secret|private_key"
