@@ -1,0 +1,98 @@
+"""Retry policy against a faked HTTP cloud: failure paths a real cloud will not produce."""
+
+import pytest
+import requests
+from keystoneauth1 import exceptions as ksa
+from openstack import exceptions as sdk
+
+from bosh_openstack_cpi.openstack import retry
+
+
+def _http_error(status, headers=None, body="{}"):
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers or {})
+    response._content = body.encode()
+    return sdk.HttpException(message="boom", response=response, details=body)
+
+
+class Flaky:
+    def __init__(self, *errors):
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "ok"
+
+
+def _no_sleep():
+    slept: list[float] = []
+    return slept, slept.append
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_reads_retry_transient_statuses(status):
+    slept, sleep = _no_sleep()
+    action = Flaky(_http_error(status), _http_error(status))
+    assert retry.idempotent(action, "get server", sleep=sleep) == "ok"
+    assert action.calls == 3
+    assert len(slept) == 2
+
+
+def test_retry_after_header_is_honoured():
+    slept, sleep = _no_sleep()
+    action = Flaky(_http_error(429, {"Retry-After": "7"}))
+    retry.idempotent(action, "list", sleep=sleep)
+    assert slept == [7.0]
+
+
+def test_over_limit_413_with_retry_after_in_body_is_retried():
+    slept, sleep = _no_sleep()
+    body = '{"overLimit": {"code": 413, "message": "slow down", "retryAfter": "3"}}'
+    action = Flaky(_http_error(413, body=body))
+    retry.idempotent(action, "metadata", sleep=sleep)
+    assert slept == [3.0]
+
+
+def test_plain_413_and_client_errors_are_not_retried():
+    for error in (_http_error(413, body='{"badRequest": {}}'), _http_error(404), _http_error(409)):
+        action = Flaky(error)
+        with pytest.raises(sdk.HttpException):
+            retry.idempotent(action, "x", sleep=lambda _: None)
+        assert action.calls == 1
+
+
+def test_attempts_are_bounded():
+    action = Flaky(*[_http_error(503) for _ in range(20)])
+    with pytest.raises(sdk.HttpException):
+        retry.idempotent(action, "x", sleep=lambda _: None)
+    assert action.calls == retry.MAX_ATTEMPTS
+
+
+def test_budget_bounds_the_waiting():
+    now = [0.0]
+    action = Flaky(_http_error(503, {"Retry-After": "100"}))
+    with pytest.raises(sdk.HttpException):
+        retry.idempotent(action, "x", budget=30, sleep=lambda s: None, clock=lambda: now[0])
+    assert action.calls == 1
+
+
+def test_creates_are_retried_only_when_no_connection_was_made():
+    for refused in (ksa.ConnectFailure("refused"), ksa.ConnectTimeout("no handshake")):
+        action = Flaky(refused)
+        assert retry.refused_only(action, "create", sleep=lambda _: None) == "ok"
+    for error in (_http_error(503), ksa.RequestTimeout("sent, no answer"), ksa.SSLError("cert")):
+        action = Flaky(error)
+        with pytest.raises(type(error)):
+            retry.refused_only(action, "create", sleep=lambda _: None)
+        assert action.calls == 1
+
+
+def test_tls_errors_are_never_retried():
+    action = Flaky(ksa.SSLError("certificate verify failed"))
+    with pytest.raises(ksa.SSLError):
+        retry.idempotent(action, "x", sleep=lambda _: None)
+    assert action.calls == 1
