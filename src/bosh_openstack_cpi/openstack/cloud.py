@@ -98,10 +98,15 @@ class Cloud:
         )
         _authenticate(session, config)
         # Built from our session: the SDK then reads neither clouds.yaml nor OS_* variables.
+        # Its automatic retries are off (the SDK default retries image requests, uploads
+        # included, 5 times): openstack/retry.py decides per call what may be repeated.
         connection = sdk_connection.Connection(
             session=session,
             region_name=config.region,
             interface=config.endpoint_type,
+            connect_retries=0,
+            status_code_retries=0,
+            image_status_code_retries=0,
         )
         return cls(connection, config)
 
