@@ -56,6 +56,7 @@ class Call:
             from bosh_openstack_cpi.openstack.cloud import Cloud
 
             self._cloud = Cloud.connect(self.config.openstack, self._ca_file())
+            self._cleanups.callback(self._cloud.close)
         return self._cloud
 
     def _ca_file(self) -> str | None:

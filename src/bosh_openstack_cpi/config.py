@@ -62,6 +62,7 @@ KNOWN_OPENSTACK_KEYS = frozenset(
         "human_readable_vm_names",
         "use_nova_networking",
         "enable_auto_anti_affinity",
+        "token_cache",
         "vm",
     }
 )
@@ -120,6 +121,8 @@ class OpenStackConfig:
     use_dhcp: bool = True
     ignore_server_availability_zone: bool = False
     human_readable_vm_names: bool = False
+    # Not in the reference CPI: reuse the Keystone token across calls (session_cache.py).
+    token_cache: bool = True
 
     @property
     def uses_application_credential(self) -> bool:
@@ -314,6 +317,7 @@ class _Checker:
                 section, "ignore_server_availability_zone", False
             ),
             human_readable_vm_names=self.boolean(section, "human_readable_vm_names", False),
+            token_cache=self.boolean(section, "token_cache", True),
         )
 
     def _removed_features(self, section: dict[str, Any]) -> None:

@@ -218,3 +218,9 @@ def test_read_config_file_errors_name_the_file(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_document()))
     assert config.read_config_file(str(good))["cloud"]["plugin"] == "openstack"
+
+
+def test_token_cache_is_on_by_default_and_can_be_switched_off():
+    assert config.load(_document(), {}).openstack.token_cache is True
+    assert config.load(_document(token_cache=False), {}).openstack.token_cache is False
+    assert "openstack.token_cache must be true or false" in _problems(_document(token_cache=1))

@@ -7,6 +7,7 @@ job's bin/cpi).
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 
 from keystoneauth1 import exceptions as ksa
@@ -20,8 +21,11 @@ from bosh_openstack_cpi.openstack.compute import Compute
 from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.openstack.image import Image
 from bosh_openstack_cpi.openstack.network import Network
+from bosh_openstack_cpi.openstack.session_cache import SessionCache
 from bosh_openstack_cpi.openstack.volume import Volume
 from bosh_openstack_cpi.protocol.errors import CloudError
+
+log = logging.getLogger(__name__)
 
 
 def _auth_plugin(config: OpenStackConfig) -> v3.Auth:
@@ -80,23 +84,44 @@ def _authenticate(session: ksa_session.Session, config: OpenStackConfig) -> None
 class Cloud:
     """The services of one cloud for one CPI call."""
 
-    def __init__(self, connection: sdk_connection.Connection, config: OpenStackConfig) -> None:
+    def __init__(
+        self,
+        connection: sdk_connection.Connection,
+        config: OpenStackConfig,
+        cache: SessionCache | None = None,
+    ) -> None:
         self.connection = connection
         self.config = config
+        self._cache = cache
+
+    def close(self) -> None:
+        """Keep the token (and version discovery) for the next CPI call."""
+        session = self.connection.session
+        if self._cache is not None and isinstance(session.auth, v3.Auth):
+            self._cache.save(session.auth, session)
 
     @classmethod
     def connect(cls, config: OpenStackConfig, ca_file: str | None) -> Cloud:
         verify: bool | str = ca_file or True
         if not config.connection.ssl_verify_peer:
             verify = False
+        auth = _auth_plugin(config)
         session = ksa_session.Session(
-            auth=_auth_plugin(config),
+            auth=auth,
             verify=verify,
             timeout=config.connection.http_timeout,
             app_name="bosh-openstack-cpi",
             app_version=__version__,
         )
-        _authenticate(session, config)
+        cache = SessionCache(config) if config.token_cache else None
+        if cache is not None and cache.load(auth, session):
+            log.debug("Reusing the cached Keystone token")
+        try:
+            _authenticate(session, config)
+        except CloudError:
+            if cache is not None:
+                cache.drop()
+            raise
         # Built from our session: the SDK then reads neither clouds.yaml nor OS_* variables.
         # Its automatic retries are off (the SDK default retries image requests, uploads
         # included, 5 times): openstack/retry.py decides per call what may be repeated.
@@ -108,7 +133,7 @@ class Cloud:
             status_code_retries=0,
             image_status_code_retries=0,
         )
-        return cls(connection, config)
+        return cls(connection, config, cache)
 
     @cached_property
     def compute(self) -> Compute:

@@ -1,0 +1,183 @@
+"""Keystone token and API version discovery, reused across CPI calls.
+
+Every CPI call is a new process. Without a cache each one pays a Keystone token request
+and one version-discovery GET per service before its first real request. The cache
+keeps both in one private file per set of credentials:
+
+- directory `<tmp>/bosh-openstack-cpi-<uid>` (mode 0700, must be ours), file mode 0600;
+- the file name is a salted SHA-256 of the auth parameters (secret included, so a
+  changed password never reuses an old token); the salt is a random file in the same
+  private directory, so names cannot be brute-forced to recover a password;
+- the token is used until keystoneauth considers it about to expire; on a 401
+  keystoneauth fetches a new one and the cache is rewritten;
+- `openstack.token_cache: false` turns all of this off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import secrets
+import stat
+import tempfile
+from typing import Any
+
+from keystoneauth1 import discover
+from keystoneauth1 import session as ksa_session
+from keystoneauth1.identity import base as identity_base
+
+from bosh_openstack_cpi.config import OpenStackConfig
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+def cache_directory() -> str:
+    return os.path.join(tempfile.gettempdir(), f"bosh-openstack-cpi-{os.getuid()}")
+
+
+def _private_directory(path: str) -> bool:
+    """Create the directory if needed; refuse one another user could read or plant."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
+    )
+
+
+def _salt(directory: str) -> bytes:
+    path = os.path.join(directory, "salt")
+    try:
+        with open(path, "rb") as handle:
+            salt = handle.read()
+        if len(salt) >= 16:
+            return salt
+    except OSError:
+        pass
+    salt = secrets.token_bytes(32)
+    _write_private(path, salt)
+    return salt
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Atomically replace `path` with `data`, readable by us only."""
+    directory = os.path.dirname(path)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _credentials_fingerprint(config: OpenStackConfig, salt: bytes) -> str:
+    parameters = [
+        config.auth_url,
+        config.username,
+        config.api_key,
+        config.user_domain_name,
+        config.project,
+        config.project_id,
+        config.project_domain_name,
+        config.application_credential_id,
+        config.application_credential_secret,
+    ]
+    digest = hashlib.sha256(salt)
+    digest.update(json.dumps(parameters).encode())
+    return digest.hexdigest()
+
+
+class SessionCache:
+    """Loads cached state into a fresh auth plugin and session; saves it when it changed."""
+
+    def __init__(self, config: OpenStackConfig) -> None:
+        self._path: str | None = None
+        self._loaded: str | None = None
+        directory = cache_directory()
+        if not _private_directory(directory):
+            log.warning("Token cache disabled: %s is not a private directory of ours", directory)
+            return
+        try:
+            name = _credentials_fingerprint(config, _salt(directory))
+        except OSError as error:
+            log.warning("Token cache disabled: %s", error)
+            return
+        self._path = os.path.join(directory, f"session-{name}.json")
+
+    def load(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> bool:
+        if self._path is None:
+            return False
+        try:
+            with open(self._path, "rb") as handle:
+                document = json.load(handle)
+            if document.get("format") != FORMAT:
+                return False
+            auth.set_auth_state(document["auth_state"])
+            _restore_discovery(session, document.get("discovery", {}))
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        self._loaded = _snapshot(auth, session)
+        return True
+
+    def save(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> None:
+        if self._path is None or auth.get_auth_state() is None:
+            return
+        current = _snapshot(auth, session)
+        if current == self._loaded:
+            return
+        try:
+            _write_private(self._path, current.encode())
+        except OSError as error:
+            log.warning("Could not update the token cache: %s", error.strerror)
+
+    def drop(self) -> None:
+        if self._path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+
+
+def _discovery_data(session: ksa_session.Session) -> dict[str, Any]:
+    # keystoneauth keeps one Discover object per URL; its version list is all we need.
+    data: dict[str, Any] = {}
+    for url, found in getattr(session, "_discovery_cache", {}).items():
+        versions = getattr(found, "_data", None)
+        if isinstance(versions, list):
+            data[url] = versions
+    return data
+
+
+def _restore_discovery(session: ksa_session.Session, data: dict[str, Any]) -> None:
+    cache = getattr(session, "_discovery_cache", None)
+    if not isinstance(cache, dict):
+        return
+    for url, versions in data.items():
+        found = discover.Discover.__new__(discover.Discover)
+        found._url = url
+        found._data = versions
+        cache[url] = found
+
+
+def _snapshot(auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> str:
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "auth_state": auth.get_auth_state(),
+            "discovery": _discovery_data(session),
+        },
+        sort_keys=True,
+    )

@@ -1,0 +1,96 @@
+"""Keystone token and version discovery reused across CPI processes (session_cache.py)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools.cpi_process import CpiProcess
+from tools.request_log import LOG_LEVEL_ENV, requests_in
+
+
+@pytest.fixture
+def cached_cpi(cpi_for: Callable[..., CpiProcess], tmp_path: Path) -> Callable[..., CpiProcess]:
+    """A CPI whose cache lives in this test's own TMPDIR, logging every request."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+
+    def make(**openstack: Any) -> CpiProcess:
+        cpi = cpi_for(**openstack)
+        cpi.env.update({"TMPDIR": str(scratch), **LOG_LEVEL_ENV})
+        return cpi
+
+    return make
+
+
+def _cache_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "tmp").glob("bosh-openstack-cpi-*/session-*.json"))
+
+
+def _token_requests(stderr: str) -> int:
+    return sum(1 for _, method, path, _ in requests_in(stderr) if path.endswith("/auth/tokens"))
+
+
+def _discovery_requests(stderr: str) -> int:
+    return sum(1 for service, method, path, _ in requests_in(stderr) if path in ("/v2.1", "/"))
+
+
+def test_second_call_reuses_token_and_discovery(
+    cached_cpi: Callable[..., CpiProcess], tmp_path: Path, cloud: dict[str, Any]
+):
+    cpi = cached_cpi()
+    first = cpi.call("has_vm", str(uuid.uuid4()))
+    second = cpi.call("has_vm", str(uuid.uuid4()))
+    assert first.error is None and second.error is None
+    assert _token_requests(first.stderr) == 1
+    assert _token_requests(second.stderr) == 0
+    assert _discovery_requests(second.stderr) == 0
+    assert len(requests_in(second.stderr)) == 1  # just GET /servers/<id>
+
+    [cache] = _cache_files(tmp_path)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
+    content = cache.read_text()
+    assert cloud["openstack"]["api_key"] not in content
+    assert cloud["openstack"]["api_key"] not in cache.name
+
+
+def test_invalid_cached_token_is_replaced(cached_cpi: Callable[..., CpiProcess], tmp_path: Path):
+    cpi = cached_cpi()
+    assert cpi.call("has_vm", str(uuid.uuid4())).error is None
+    [cache] = _cache_files(tmp_path)
+    document = json.loads(cache.read_text())
+    state = json.loads(document["auth_state"])
+    state["auth_token"] = "gAAAAAB-not-a-valid-token"
+    document["auth_state"] = json.dumps(state)
+    cache.write_text(json.dumps(document))
+
+    result = cpi.call("has_vm", str(uuid.uuid4()))
+    assert result.error is None, result.error
+    assert result.result is False
+    assert _token_requests(result.stderr) == 1  # the 401 led to one new token
+    assert "not-a-valid-token" not in cache.read_text()
+
+
+def test_changed_password_does_not_reuse_the_old_token(
+    cached_cpi: Callable[..., CpiProcess], tmp_path: Path
+):
+    assert cached_cpi().call("has_vm", str(uuid.uuid4())).error is None
+    wrong = cached_cpi(api_key="canary-changed-password-55")
+    result = wrong.call("has_vm", str(uuid.uuid4()))
+    assert result.error is not None
+    assert "rejected the credentials" in result.error["message"]
+    assert "canary-changed-password-55" not in result.all_output
+
+
+def test_cache_can_be_switched_off(cached_cpi: Callable[..., CpiProcess], tmp_path: Path):
+    cpi = cached_cpi(token_cache=False)
+    results = [cpi.call("has_vm", str(uuid.uuid4())) for _ in range(2)]
+    assert [_token_requests(r.stderr) for r in results] == [1, 1]
+    assert _cache_files(tmp_path) == []
