@@ -1,0 +1,350 @@
+"""A fault-injecting HTTP proxy between the CPI and a real OpenStack.
+
+One listener on 127.0.0.1 per upstream service. The Keystone listener rewrites the
+service catalog in token responses so that the CPI sends every later request through
+the proxy too. Each request gets a sequence number; a `FaultPlan` decides per request
+whether to pass it through or to inject a fault:
+
+    error(status, retry_after=None)   an HTTP error without forwarding (5xx, 429, 413 overLimit)
+    error_after(status)               forward, then replace the cloud's answer with an error
+    reset()                           close the connection without any answer
+    reset_after()                     forward, then close without answering (the cloud did it)
+    slow(seconds)                     forward after a delay
+    truncate()                        forward, answer with half the body
+    kill(pid_getter)                  SIGKILL the CPI when this request arrives (then reset)
+
+Every request is recorded (service, method, path, fault, status) for the reports.
+Loopback only: upstreams must be 127.0.0.0/8 addresses.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "content-length",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # error, error_after, reset, reset_after, slow, truncate, kill
+    status: int = 0
+    retry_after: float | None = None
+    seconds: float = 0.0
+    pid: Callable[[], int | None] | None = None
+
+    def describe(self) -> str:
+        if self.kind in ("error", "error_after"):
+            return f"{self.kind} {self.status}"
+        if self.kind == "slow":
+            return f"slow {self.seconds:g}s"
+        return self.kind
+
+
+def error(status: int, retry_after: float | None = None) -> Fault:
+    return Fault("error", status=status, retry_after=retry_after)
+
+
+def error_after(status: int) -> Fault:
+    return Fault("error_after", status=status)
+
+
+def reset() -> Fault:
+    return Fault("reset")
+
+
+def reset_after() -> Fault:
+    return Fault("reset_after")
+
+
+def slow(seconds: float) -> Fault:
+    return Fault("slow", seconds=seconds)
+
+
+def truncate() -> Fault:
+    return Fault("truncate")
+
+
+def kill(pid: Callable[[], int | None]) -> Fault:
+    return Fault("kill", pid=pid)
+
+
+@dataclass
+class Record:
+    sequence: int
+    service: str
+    method: str
+    path: str
+    fault: str | None
+    status: int | None
+
+
+Rule = Callable[[int, str, str, str], Fault | None]
+
+
+@dataclass
+class FaultPlan:
+    """Rules are (sequence, service, method, path) -> Fault | None; the first match wins."""
+
+    rules: list[Rule] = field(default_factory=list)
+
+    def at(self, sequence: int, fault: Fault) -> FaultPlan:
+        self.rules.append(lambda n, _s, _m, _p: fault if n == sequence else None)
+        return self
+
+    def when(
+        self,
+        fault: Fault,
+        *,
+        service: str | None = None,
+        method: str | None = None,
+        path_contains: str | None = None,
+        times: int = 1,
+    ) -> FaultPlan:
+        remaining = [times]
+
+        def rule(_n: int, s: str, m: str, p: str) -> Fault | None:
+            if remaining[0] <= 0:
+                return None
+            if (service and s != service) or (method and m != method):
+                return None
+            if path_contains and path_contains not in p:
+                return None
+            remaining[0] -= 1
+            return fault
+
+        self.rules.append(rule)
+        return self
+
+    def decide(self, sequence: int, service: str, method: str, path: str) -> Fault | None:
+        for rule in self.rules:
+            fault = rule(sequence, service, method, path)
+            if fault is not None:
+                return fault
+        return None
+
+
+class FaultProxy:
+    def __init__(self, upstreams: dict[str, str], plan: FaultPlan | None = None) -> None:
+        """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"}."""
+        for url in upstreams.values():
+            host = urlsplit(url).hostname or ""
+            if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+                raise ValueError(f"refusing a non-loopback upstream: {url}")
+        self.upstreams = {name: url.rstrip("/") for name, url in upstreams.items()}
+        self.plan = plan or FaultPlan()
+        self.records: list[Record] = []
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._servers: dict[str, ThreadingHTTPServer] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> FaultProxy:
+        for name in self.upstreams:
+            server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_for(name))
+            server.daemon_threads = True
+            self._servers[name] = server
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self._servers[service].server_address[1]}"
+
+    def injected(self) -> list[Record]:
+        return [r for r in self.records if r.fault]
+
+    # -- the catalog rewrite -----------------------------------------------------
+    def rewrite(self, text: str) -> str:
+        for name, upstream in self.upstreams.items():
+            text = text.replace(upstream, self.url(name))
+        return text
+
+    # -- request handling --------------------------------------------------------
+    def _next(self, service: str, method: str, path: str) -> tuple[int, Fault | None]:
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+        return sequence, self.plan.decide(sequence, service, method, path)
+
+    def _record(self, record: Record) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def _handler_for(self, service: str) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    return b"".join(chunks)
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _handle(self) -> None:
+                body = self._body()
+                sequence, fault = proxy._next(service, self.command, self.path)
+                status: int | None = None
+                try:
+                    if fault is None or fault.kind in (
+                        "error_after",
+                        "reset_after",
+                        "slow",
+                        "truncate",
+                    ):
+                        if fault is not None and fault.kind == "slow":
+                            time.sleep(fault.seconds)
+                        status = self._forward_and_answer(body, fault)
+                    elif fault.kind == "error":
+                        status = self._send_error(fault)
+                    elif fault.kind == "kill":
+                        pid = fault.pid() if fault.pid else None
+                        if pid:
+                            os.kill(pid, signal.SIGKILL)
+                        self._reset()
+                    else:
+                        self._reset()
+                finally:
+                    proxy._record(
+                        Record(
+                            sequence,
+                            service,
+                            self.command,
+                            self.path,
+                            fault.describe() if fault else None,
+                            status,
+                        )
+                    )
+
+            def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+                upstream = urlsplit(proxy.upstreams[service])
+                connection = http.client.HTTPConnection(
+                    upstream.hostname or "127.0.0.1", upstream.port, timeout=300
+                )
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                headers["Host"] = upstream.netloc
+                headers["Content-Length"] = str(len(body))
+                connection.request(self.command, self.path, body=body or None, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                connection.close()
+                return response.status, response.getheaders(), payload
+
+            def _forward_and_answer(self, body: bytes, fault: Fault | None) -> int:
+                status, headers, payload = self._forward(body)
+                if fault is not None and fault.kind == "reset_after":
+                    self._reset()
+                    return status
+                if fault is not None and fault.kind == "error_after":
+                    return self._send_error(fault)
+                if service == "identity" and payload:
+                    payload = proxy.rewrite(payload.decode("utf-8")).encode("utf-8")
+                self.send_response(status)
+                for key, value in headers:
+                    if key.lower() not in HOP_BY_HOP:
+                        if key.lower() == "location":
+                            value = proxy.rewrite(value)
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                if fault is not None and fault.kind == "truncate":
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True  # a clean close, short of Content-Length
+                    return status
+                self.end_headers()
+                self.wfile.write(payload)
+                return status
+
+            def _send_error(self, fault: Fault) -> int:
+                if fault.status == 413:
+                    content = {
+                        "overLimit": {
+                            "code": 413,
+                            "message": "injected rate limit",
+                            "retryAfter": str(int(fault.retry_after or 1)),
+                        }
+                    }
+                else:
+                    content = {"error": {"code": fault.status, "message": "injected fault"}}
+                payload = json.dumps(content).encode()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/json")
+                if fault.retry_after is not None:
+                    self.send_header("Retry-After", str(int(fault.retry_after)))
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return fault.status
+
+            def _reset(self) -> None:
+                self.close_connection = True
+                try:
+                    # SO_LINGER 0: the client sees a connection reset, not a clean close
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    self.connection.close()
+                except OSError:
+                    pass
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
+
+        return Handler
+
+
+def upstreams_from_catalog(
+    catalog: list[dict[str, Any]], interface: str = "public"
+) -> dict[str, str]:
+    """Service type -> scheme://host:port of its endpoint, from a Keystone catalog."""
+    found: dict[str, str] = {}
+    for entry in catalog:
+        for endpoint in entry.get("endpoints", []):
+            if endpoint.get("interface") == interface:
+                parts = urlsplit(endpoint["url"])
+                found.setdefault(entry["type"], f"{parts.scheme}://{parts.netloc}")
+    return found
