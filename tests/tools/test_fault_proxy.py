@@ -21,7 +21,7 @@ class Upstream(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        port = self.server.server_address[1]
+        port = self.server.server_address[1]  # type: ignore[index]
         body = json.dumps({"url": f"http://127.0.0.1:{port}/v2.1", "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
