@@ -17,6 +17,7 @@ from openstack import connection as sdk_connection
 
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack import retry
 from bosh_openstack_cpi.openstack.compute import Compute
 from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.openstack.image import Image
@@ -57,7 +58,8 @@ def _authenticate(session: ksa_session.Session, config: OpenStackConfig) -> None
     """Fetch the token now, so that auth problems get their own clear message."""
     where = f"Keystone at {config.auth_url}"
     try:
-        session.get_token()
+        # Asking for a token again is harmless: transient failures are retried.
+        retry.idempotent(session.get_token, f"authenticate at {where}", budget=60)
     except ksa.Unauthorized:
         secret = (
             "openstack.application_credential_secret"

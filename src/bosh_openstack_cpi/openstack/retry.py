@@ -70,6 +70,8 @@ def retry_after(error: Exception) -> float | None:
 def is_transient(error: Exception) -> bool:
     if isinstance(error, sdk.HttpException):
         return error.status_code in TRANSIENT_STATUS or _over_limit(error)
+    if isinstance(error, ksa.HttpError):  # keystoneauth's own, e.g. from token requests
+        return error.http_status in TRANSIENT_STATUS
     if isinstance(error, ksa.SSLError):  # a certificate problem does not go away
         return False
     return isinstance(error, ksa.ConnectFailure | ksa.ConnectTimeout | ksa.RequestTimeout)
