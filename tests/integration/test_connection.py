@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +113,8 @@ def test_tls_verification_with_the_right_and_a_wrong_ca(
     cert, key = make_server_cert(tmp_path, ca_key, ca_name)
     with tls_front(cert, key, ("127.0.0.1", _keystone_port(cloud))) as port:
         auth_url = f"https://127.0.0.1:{port}/v3"
+        # Only Keystone is behind TLS here: every call must really authenticate.
+        cpi_for = functools.partial(cpi_for, token_cache=False)
 
         trusted = cpi_for(auth_url=auth_url, connection_options={"ca_cert": right_ca.read_text()})
         result = trusted.call("has_vm", _unknown_vm())
@@ -140,7 +143,7 @@ def test_ca_file_from_the_config_is_removed_after_the_call(
     cpi = cpi_for(connection_options={"ca_cert": right_ca.read_text()})
     cpi.env["TMPDIR"] = str(scratch)
     assert cpi.call("has_vm", _unknown_vm()).error is None
-    assert list(scratch.iterdir()) == []
+    assert list(scratch.glob("**/*.pem")) == []
 
 
 def test_existing_server_is_found(cpi: CpiProcess, cloud: dict[str, Any], project_sdk: Any):

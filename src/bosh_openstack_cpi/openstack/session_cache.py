@@ -52,9 +52,7 @@ def _private_directory(path: str) -> bool:
         info = os.lstat(path)
     except OSError:
         return False
-    return (
-        stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
-    )
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
 
 
 def _salt(directory: str) -> bytes:
