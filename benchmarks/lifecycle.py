@@ -1,0 +1,264 @@
+"""A full BOSH lifecycle through the CPI, against the same lifecycle done directly with
+openstacksdk by the shortest request sequence we could write (OpenStack's own time),
+side by side, interleaved.
+
+Lifecycle: upload stemcell -> create_vm on manual + vip networks -> create_disk ->
+attach_disk -> snapshot_disk -> delete_snapshot -> detach_disk -> delete_disk ->
+delete_vm -> delete_stemcell. The CPI runs one process per call, as under the director
+(token cache on, as shipped); `info` calls are not counted (they touch no cloud).
+
+    .venv/bin/python -m benchmarks.lifecycle [--rounds 3] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import write_section
+from tools.cloud_description import cpi_document, load_description, write_cpi_json
+from tools.cpi_process import CpiProcess, cpi_command
+from tools.request_log import LOG_LEVEL_ENV, count_requests
+from tools.stemcell_builder import build_stemcell
+
+TITLE = "full lifecycle"
+# The reference CPI's requests for this lifecycle, from its per-method call sequences
+# (research anchor doc, Appendix A), with one token per service used in each call and
+# two polls per wait (a 5 s poll interval; every operation here ends within 5 s).
+REFERENCE_REQUESTS = {
+    "create_stemcell": 6,
+    "create_vm": 15,
+    "create_disk": 6,
+    "attach_disk": 10,
+    "snapshot_disk": 6,
+    "delete_snapshot": 5,
+    "detach_disk": 9,
+    "delete_disk": 5,
+    "delete_vm": 10,
+    "delete_stemcell": 3,
+}
+POLL = 0.1
+
+
+class _RequestCounter(logging.Handler):
+    """Counts the SDK's HTTP requests in this process (urllib3 logs one line each)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _bench_ip(network: dict[str, Any], offset: int) -> str:
+    """An address at the top of the static range: tests use the listed static_ips."""
+    last = network["static_range"].split("-")[1]
+    prefix, final = last.rsplit(".", 1)
+    return f"{prefix}.{int(final) - offset}"
+
+
+def _networks(cloud: dict[str, Any]) -> dict[str, Any]:
+    manual = cloud["resources"]["networks"]["manual_1"]
+    return {
+        "private": {
+            "type": "manual",
+            "ip": _bench_ip(manual, 0),
+            "netmask": "255.255.255.0",
+            "gateway": manual["gateway"],
+            "dns": [],
+            "default": ["dns", "gateway"],
+            "cloud_properties": {"net_id": manual["id"]},
+        },
+        "public": {
+            "type": "vip",
+            "ip": cloud["resources"]["floating_ips"][-1],
+            "cloud_properties": {},
+        },
+    }
+
+
+def cpi_lifecycle(cloud: dict[str, Any], workdir: Path) -> tuple[float, dict[str, dict[str, int]]]:
+    config = write_cpi_json(workdir, cpi_document(cloud))
+    cpi = CpiProcess(cpi_command(config))
+    cpi.env.update(LOG_LEVEL_ENV)
+    cpi.env["TMPDIR"] = str(workdir)  # its own token cache, warmed by the first call
+    stemcell = build_stemcell(workdir / "stemcell", "raw", 16 << 20)
+    per_method: dict[str, dict[str, int]] = {}
+
+    def call(method: str, *arguments: Any) -> Any:
+        result = cpi.call(method, *arguments)
+        if result.error is not None:
+            raise RuntimeError(f"{method}: {result.error['message']}")
+        per_method[method] = count_requests(result.stderr)
+        return result.result
+
+    started = time.perf_counter()
+    image = call("create_stemcell", str(stemcell.image), stemcell.cloud_properties)
+    vm, _ = call(
+        "create_vm",
+        f"agent-{uuid.uuid4()}",
+        image,
+        {"instance_type": cloud["resources"]["flavors"]["default"]},
+        _networks(cloud),
+        [],
+        {"bosh": {"group": "benchmark"}},
+    )
+    disk = call("create_disk", 1024, {}, vm)
+    call("attach_disk", vm, disk)
+    snapshot = call("snapshot_disk", disk, {"deployment": "bench", "job": "j", "index": 0})
+    call("delete_snapshot", snapshot)
+    call("detach_disk", vm, disk)
+    call("delete_disk", disk)
+    call("delete_vm", vm)
+    call("delete_stemcell", image)
+    return time.perf_counter() - started, per_method
+
+
+def sdk_lifecycle(cloud: dict[str, Any], workdir: Path) -> tuple[float, dict[str, int]]:
+    """The same lifecycle in one process, the fewest requests, tight polling."""
+    import openstack
+
+    counter = _RequestCounter()
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    urllib3_log.addHandler(counter)
+    urllib3_log.setLevel(logging.DEBUG)
+    stemcell = build_stemcell(workdir / "stemcell", "raw", 16 << 20, keep_root_img=True)
+    settings = cloud["openstack"]
+    resources = cloud["resources"]
+    manual = resources["networks"]["manual_1"]
+    started = time.perf_counter()
+    try:
+        conn = openstack.connect(
+            load_yaml_config=False,
+            load_envvars=False,
+            auth_url=settings["auth_url"],
+            username=settings["username"],
+            password=settings["api_key"],
+            project_name=settings["project"],
+            user_domain_name=settings["domain"],
+            project_domain_name=settings["domain"],
+            region_name=settings.get("region"),
+        )
+        with open(stemcell.root_img, "rb") as data:
+            image = conn.image.create_image(
+                name=f"bench-{uuid.uuid4()}",
+                disk_format="raw",
+                container_format="bare",
+                data=data,  # type: ignore[arg-type]  # file objects stream; stub says bytes
+                validate_checksum=False,
+            )
+        _wait(lambda: conn.image.get_image(image.id).status == "active")
+        port = conn.network.create_port(
+            network_id=manual["id"], fixed_ips=[{"ip_address": _bench_ip(manual, 1)}]
+        )
+        flavor = conn.compute.find_flavor(resources["flavors"]["default"], ignore_missing=False)
+        server = conn.compute.create_server(
+            name=f"bench-{uuid.uuid4()}",
+            image_id=image.id,
+            flavor_id=flavor.id,
+            networks=[{"port": port.id}],
+        )
+        _wait(lambda: conn.compute.get_server(server.id).status == "ACTIVE")
+        floating = next(conn.network.ips(floating_ip_address=resources["floating_ips"][-2]))
+        conn.network.update_ip(floating, port_id=port.id)
+        volume = conn.block_storage.create_volume(size=1)
+        _wait(lambda: conn.block_storage.get_volume(volume.id).status == "available")
+        conn.compute.create_volume_attachment(server.id, volume_id=volume.id)
+        _wait(lambda: conn.block_storage.get_volume(volume.id).status == "in-use")
+        snapshot = conn.block_storage.create_snapshot(volume_id=volume.id, force=True)
+        _wait(lambda: conn.block_storage.get_snapshot(snapshot.id).status == "available")
+        conn.block_storage.delete_snapshot(snapshot.id)
+        conn.compute.delete_volume_attachment(server.id, volume.id)
+        _wait(lambda: conn.block_storage.get_volume(volume.id).status == "available")
+        conn.block_storage.delete_volume(volume.id)
+        conn.network.update_ip(floating, port_id=None)
+        conn.compute.delete_server(server.id)
+        _wait(lambda: conn.compute.find_server(server.id) is None)
+        conn.network.delete_port(port.id)
+        conn.image.delete_image(image.id)
+        elapsed = time.perf_counter() - started
+    finally:
+        urllib3_log.removeHandler(counter)
+    return elapsed, count_requests("\n".join(_as_url_lines(counter.lines)))
+
+
+def _as_url_lines(messages: list[str]) -> list[str]:
+    # urllib3 messages look like: http://127.0.0.1:8774 "GET /v2.1/servers/x HTTP/1.1" 200 8
+    return [m for m in messages if '" ' in m and "HTTP/" in m]
+
+
+def _wait(ready: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError("lifecycle step timed out")
+        time.sleep(POLL)
+
+
+def _report(
+    rounds: int,
+    cpi_runs: list[tuple[float, dict[str, dict[str, int]]]],
+    sdk_runs: list[tuple[float, dict[str, int]]],
+) -> str:
+    cpi_wall = statistics.median(r[0] for r in cpi_runs)
+    sdk_wall = statistics.median(r[0] for r in sdk_runs)
+    cpi_total = statistics.median(sum(m["total"] for m in r[1].values()) for r in cpi_runs)
+    sdk_total = statistics.median(r[1]["total"] for r in sdk_runs)
+    reference_total = sum(REFERENCE_REQUESTS.values())
+    last = cpi_runs[-1][1]
+    lines = [
+        f"Command: `.venv/bin/python -m benchmarks.lifecycle --rounds {rounds} --write` "
+        f"({time.strftime('%Y-%m-%d')}, local test cloud, {rounds} interleaved rounds)",
+        "",
+        "| lifecycle | median wall (s) | requests | ratio |",
+        "|---|---|---|---|",
+        f"| direct openstacksdk, shortest sequence (baseline) | {sdk_wall:.2f} | {sdk_total:.0f}"
+        " | 1.00 |",
+        f"| this CPI, one process per call | {cpi_wall:.2f} | {cpi_total:.0f} "
+        f"| wall {cpi_wall / sdk_wall:.2f}x, requests {cpi_total / sdk_total:.2f}x |",
+        f"| reference CPI (counted from its call sequences) | n/a | {reference_total} "
+        f"| ours / reference = {cpi_total / reference_total:.2f} |",
+        "",
+        "Requests per method (last round; identity = Keystone token requests):",
+        "",
+        "| method | ours | reference |",
+        "|---|---|---|",
+    ]
+    for method, reference in REFERENCE_REQUESTS.items():
+        counts = last.get(method, {})
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "total")
+        lines.append(f"| {method} | {counts.get('total', 0)} ({detail}) | {reference} |")
+    lines += ["", "Goals: requests ≤ 0.6x the reference; wall ≤ 1.15x the baseline."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--write", action="store_true")
+    options = parser.parse_args()
+    cloud = load_description()
+    cpi_runs, sdk_runs = [], []
+    for _ in range(options.rounds):
+        with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
+            sdk_runs.append(sdk_lifecycle(cloud, Path(scratch)))
+        with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
+            cpi_runs.append(cpi_lifecycle(cloud, Path(scratch)))
+    report = _report(options.rounds, cpi_runs, sdk_runs)
+    print(report)
+    if options.write:
+        write_section(TITLE, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
