@@ -56,7 +56,6 @@ class Call:
             from bosh_openstack_cpi.openstack.cloud import Cloud
 
             self._cloud = Cloud.connect(self.config.openstack, self._ca_file())
-            self._cleanups.callback(self._cloud.close)
         return self._cloud
 
     def _ca_file(self) -> str | None:
@@ -74,14 +73,18 @@ class Call:
             return job_ca
         return None
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
+        if self._cloud is not None:
+            from bosh_openstack_cpi.openstack.errors import ServiceNotInCatalog
+
+            self._cloud.close(keep_token=not isinstance(error, ServiceNotInCatalog))
         self._cleanups.close()
 
     def __enter__(self) -> Call:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        self.close(error)
 
 
 def _remove_quietly(path: str) -> None:

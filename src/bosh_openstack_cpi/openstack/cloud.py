@@ -96,11 +96,16 @@ class Cloud:
         self.config = config
         self._cache = cache
 
-    def close(self) -> None:
-        """Keep the token (and version discovery) for the next CPI call."""
+    def close(self, *, keep_token: bool = True) -> None:
+        """Keep the token (and version discovery) for the next CPI call, unless its catalog
+        turned out to be incomplete (a token taken while the cloud was changing)."""
         session = self.connection.session
-        if self._cache is not None and isinstance(session.auth, v3.Auth):
+        if self._cache is None or not isinstance(session.auth, v3.Auth):
+            return
+        if keep_token:
             self._cache.save(session.auth, session)
+        else:
+            self._cache.drop()
 
     @classmethod
     def connect(cls, config: OpenStackConfig, ca_file: str | None) -> Cloud:

@@ -17,6 +17,10 @@ TLS_HINT = (
 )
 
 
+class ServiceNotInCatalog(CloudError):
+    """The token's catalog lacks a service: the cached token must not be used again."""
+
+
 def connection_problem(error: Exception) -> str:
     """The innermost reason of a connection failure ("[Errno 111] Connection refused"),
     instead of urllib3's three nested wrappers."""
@@ -50,8 +54,8 @@ def api_errors(service: str, action: str) -> Iterator[None]:
         ) from None
     except ksa.SSLError as error:
         raise CloudError(f"TLS error talking to OpenStack {service}: {error}. {TLS_HINT}") from None
-    except ksa.EndpointNotFound as error:
-        raise CloudError(
+    except (ksa.EndpointNotFound, sdk.ServiceDisabledException) as error:
+        raise ServiceNotInCatalog(
             f"The Keystone catalog has no {service} endpoint ({error}); check openstack.region "
             "and openstack.endpoint_type"
         ) from None

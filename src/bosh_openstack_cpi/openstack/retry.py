@@ -78,11 +78,12 @@ def is_transient(error: Exception) -> bool:
 
 
 def _is_refused(error: Exception) -> bool:
-    """No connection was made (refused, or the TCP connect timed out): the request never
-    reached the server, so sending it again cannot duplicate anything, even a create."""
-    if isinstance(error, ksa.SSLError):
+    """The connection was refused: the request never reached the server, so sending it
+    again cannot duplicate anything, even a create. (keystoneauth reports connect AND
+    read timeouts as ConnectTimeout, so a timeout may mean the request arrived.)"""
+    if isinstance(error, ksa.SSLError | ksa.ConnectTimeout):
         return False
-    return isinstance(error, ksa.ConnectFailure | ksa.ConnectTimeout)
+    return isinstance(error, ksa.ConnectFailure)
 
 
 def _run(
