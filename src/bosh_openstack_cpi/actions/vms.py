@@ -1,11 +1,673 @@
 """VM methods: create_vm, delete_vm, has_vm, reboot_vm, set_vm_metadata,
-calculate_vm_cloud_properties."""
+calculate_vm_cloud_properties.
+
+create_vm checks everything it can before it creates anything (flavor, security groups,
+zones, floating IP, VRRP port, user_data size), then creates the manual-network ports,
+the server and the floating-IP association. On any failure it removes what it created
+before answering, and says what it could not remove.
+"""
 
 from __future__ import annotations
 
+import logging
+import secrets
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from bosh_openstack_cpi import agent_settings, flavors, tagging, vm_properties
 from bosh_openstack_cpi.call import Call
+from bosh_openstack_cpi.protocol.errors import CloudError, CpiError, VMCreationFailed
+
+if TYPE_CHECKING:
+    from bosh_openstack_cpi.config import OpenStackConfig
+    from bosh_openstack_cpi.openstack.cloud import Cloud
+    from bosh_openstack_cpi.openstack.compute import Server, ServerCreateRefused
+    from bosh_openstack_cpi.openstack.network import FloatingIp, Port, SecurityGroup
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME_LIMIT = 255
+# Longest wait for a server whose create request got no answer to show up.
+LOST_ANSWER_SETTLE_LIMIT = 60.0
 
 
+# --- has_vm ----------------------------------------------------------------------------
 def has_vm(call: Call, vm_cid: str) -> bool:
     """False for servers that do not exist or are deleted."""
     return call.cloud.compute.server_exists(vm_cid)
+
+
+# --- create_vm ---------------------------------------------------------------------------
+def create_vm(
+    call: Call,
+    agent_id: str,
+    stemcell_cid: str,
+    cloud_properties: dict[str, Any],
+    networks: dict[str, Any],
+    disk_cids: list[Any] | None = None,
+    env: dict[str, Any] | None = None,
+) -> Any:
+    config = call.config.openstack
+    vm_type = vm_properties.parse_vm_type(cloud_properties, config)
+    plan = vm_properties.parse_networks(networks)
+    vm_properties.check_multiple_networks(plan, config)
+    image_id = vm_properties.stemcell_image_id(stemcell_cid)
+    _warn_about_ignored_input(call, vm_type, plan)
+
+    cloud = call.cloud
+    flavor = flavors.find(cloud.compute.flavors(), vm_type.instance_type)
+    flavors.check_ephemeral_disk(flavor)
+    boot_volume_gib = (
+        flavors.boot_volume_size(flavor, vm_type.root_disk) if vm_type.boot_from_volume else None
+    )
+    name = f"vm-{uuid.uuid4()}"
+    settings_for = _settings_builder(call, name, agent_id, networks, flavor.has_ephemeral_disk, env)
+    # Placeholder MACs have the length of real ones: the size check is exact, and done
+    # before anything exists.
+    agent_settings.encode(
+        settings_for({n.name: agent_settings.PLACEHOLDER_MAC for n in plan.manual})
+    )
+    groups = cloud.network.security_groups(_picked_security_groups(vm_type, plan, config))
+    zones, zone_from_disks = _zones(call, vm_type, [str(d) for d in disk_cids or []])
+    floating_ip = cloud.network.floating_ip(plan.vip.ip) if plan.vip and plan.vip.ip else None
+    vrrp_address = _vrrp_address(cloud, vm_type, plan)
+
+    creation = _Creation(call, name, plan)
+    try:
+        ports = creation.create_ports(groups, vrrp_address)
+        macs = {network_name: port.mac_address for network_name, port in ports.items()}
+        answer_networks = agent_settings.agent_networks(networks, config.use_dhcp, macs)
+        user_data = agent_settings.encode(settings_for(macs))
+        server_body = _server_body(
+            call,
+            name=name,
+            image_id=image_id,
+            flavor=flavor,
+            vm_type=vm_type,
+            plan=plan,
+            ports=ports,
+            groups=groups,
+            user_data=user_data,
+            boot_volume_gib=boot_volume_gib,
+        )
+        microversion = _microversion(vm_type, boot_volume_gib)
+        log.info(
+            "VM %s: flavor %s, image %s%s, security groups %s",
+            name,
+            flavor.name,
+            image_id,
+            f" on a {boot_volume_gib} GiB volume" if boot_volume_gib else "",
+            ", ".join(g.name for g in groups) or "(Neutron's default)",
+        )
+        server = creation.boot(
+            server_body,
+            zones,
+            vm_type.scheduler_hints,
+            microversion,
+            multiple_azs=vm_type.multiple_azs,
+            zone_from_disks=zone_from_disks,
+        )
+        if floating_ip is not None:
+            creation.attach_floating_ip(floating_ip, server)
+    except BaseException as error:
+        raise creation.undo(error) from None
+    log.info("Created server %s (%s) in zone %s", server.id, name, server.availability_zone)
+    if call.api_version >= 2:
+        return [server.id, answer_networks]
+    return server.id
+
+
+def _warn_about_ignored_input(
+    call: Call, vm_type: vm_properties.VmType, plan: vm_properties.NetworkPlan
+) -> None:
+    if vm_type.unknown_keys:
+        log.warning(
+            "Ignoring unknown VM cloud_properties: %s (known: %s)",
+            ", ".join(vm_type.unknown_keys),
+            ", ".join(sorted(vm_properties.KNOWN_VM_TYPE_KEYS)),
+        )
+    for network in (*plan.private, *([plan.vip] if plan.vip else [])):
+        if network.unknown_keys:
+            log.warning(
+                "Ignoring unknown cloud_properties of network %s: %s",
+                network.name,
+                ", ".join(network.unknown_keys),
+            )
+    if not vm_type.boot_from_volume and (
+        vm_type.root_disk.size_gib is not None or vm_type.root_disk.volume_type is not None
+    ):
+        log.warning("root_disk is only used when booting from a volume (boot_from_volume)")
+    if call.api_version < 2 or call.stemcell_api_version < 2:
+        log.warning(
+            "CPI API version %d, stemcell API version %d: this CPI has no registry; the full "
+            "agent settings go into the server's user_data, which agents of stemcells with "
+            "API version 1 may not read",
+            call.api_version,
+            call.stemcell_api_version,
+        )
+
+
+def _settings_builder(
+    call: Call,
+    name: str,
+    agent_id: str,
+    networks: dict[str, Any],
+    has_ephemeral_disk: bool,
+    env: dict[str, Any] | None,
+) -> Any:
+    config = call.config
+
+    def settings_for(macs: dict[str, str]) -> dict[str, Any]:
+        return agent_settings.build(
+            server_name=name,
+            agent_id=agent_id,
+            networks=agent_settings.agent_networks(networks, config.openstack.use_dhcp, macs),
+            has_ephemeral_disk=has_ephemeral_disk,
+            env=env if env is not None else {},
+            agent_config=config.agent,
+        )
+
+    return settings_for
+
+
+def _picked_security_groups(
+    vm_type: vm_properties.VmType, plan: vm_properties.NetworkPlan, config: OpenStackConfig
+) -> tuple[str, ...]:
+    """The VM type's groups, else the networks' (all of them), else the defaults."""
+    return vm_type.security_groups or plan.security_groups or config.default_security_groups
+
+
+def _zones(
+    call: Call, vm_type: vm_properties.VmType, disk_cids: list[str]
+) -> tuple[list[str | None], bool]:
+    """The zones to try, in order, and whether the zone came from the disks."""
+    if vm_type.multiple_azs:
+        zones: list[str | None] = list(vm_type.availability_zones)
+        secrets.SystemRandom().shuffle(zones)  # spread VMs over the zones, as the reference
+        return zones, False
+    requested = vm_type.availability_zones[0] if vm_type.availability_zones else None
+    if not disk_cids or call.config.openstack.ignore_server_availability_zone:
+        return [requested], False
+    disk_zones = _disk_zones(call.cloud, disk_cids)
+    distinct = {zone for zone in disk_zones.values() if zone}
+    if requested:
+        distinct.add(requested)
+    if len(distinct) > 1:
+        vm_part = f"the VM type asks for zone '{requested}'" if requested else ""
+        disks_part = ", ".join(f"disk '{d}' is in zone '{z}'" for d, z in disk_zones.items())
+        raise CloudError(
+            "Can't use multiple availability zones: "
+            + ", ".join(p for p in (vm_part, disks_part) if p)
+            + ". A VM can only get its persistent disks in its own zone: use the zone of the "
+            "disks, or set openstack.ignore_server_availability_zone: true if your Cinder zones "
+            "are not Nova zones"
+        )
+    if not distinct:
+        return [requested], False
+    zone = distinct.pop()
+    return [zone], requested is None
+
+
+def _disk_zones(cloud: Cloud, disk_cids: list[str]) -> dict[str, str]:
+    """The zone of each persistent disk (one Cinder GET each)."""
+    zones: dict[str, str] = {}
+    for disk_cid in disk_cids:
+        volume = cloud.volume.get_volume(disk_cid)
+        if volume is None:
+            raise CloudError(
+                f"Persistent disk '{disk_cid}' (create_vm disk_cids) not found in Cinder: the VM "
+                "cannot be placed next to it"
+            )
+        zones[disk_cid] = volume.availability_zone or ""
+    return zones
+
+
+def _vrrp_address(
+    cloud: Cloud, vm_type: vm_properties.VmType, plan: vm_properties.NetworkPlan
+) -> str | None:
+    address = vm_type.allowed_address_pairs
+    if address is None:
+        return None
+    gateway = plan.gateway
+    if gateway is None:
+        raise CloudError(
+            "allowed_address_pairs goes on the port of the gateway network: mark one network "
+            "with default: [gateway]"
+        )
+    if gateway.type != "manual":
+        raise CloudError(
+            f"Network '{gateway.name}' is a dynamic network. VRRP (allowed_address_pairs) is "
+            "supported on manual networks only"
+        )
+    if gateway.vrrp_port_check and not cloud.network.ports_with_ip(address):
+        raise CloudError(
+            f"Configured VRRP port with ip '{address}' does not exist: reserve the address "
+            "with an unbound Neutron port (openstack port create --fixed-ip "
+            f"ip-address={address} ...), or set vrrp_port_check: false on network "
+            f"'{gateway.name}'"
+        )
+    return address
+
+
+def _microversion(vm_type: vm_properties.VmType, boot_volume_gib: int | None) -> str | None:
+    """Nova's base microversion, unless the boot volume has a type (2.67)."""
+    if boot_volume_gib is not None and vm_type.root_disk.volume_type:
+        from bosh_openstack_cpi.openstack.compute import VOLUME_TYPE_MICROVERSION
+
+        return VOLUME_TYPE_MICROVERSION
+    return None
+
+
+def _server_body(
+    call: Call,
+    *,
+    name: str,
+    image_id: str,
+    flavor: flavors.Flavor,
+    vm_type: vm_properties.VmType,
+    plan: vm_properties.NetworkPlan,
+    ports: dict[str, Port],
+    groups: list[SecurityGroup],
+    user_data: str,
+    boot_volume_gib: int | None,
+) -> dict[str, Any]:
+    config = call.config.openstack
+    body: dict[str, Any] = {
+        "name": name,
+        "flavorRef": flavor.id,
+        "user_data": user_data,
+        "metadata": {tagging.DIRECTOR_UUID_KEY: call.director_uuid},
+    }
+    if boot_volume_gib is None:
+        body["imageRef"] = image_id
+    else:
+        mapping: dict[str, Any] = {
+            "uuid": image_id,
+            "source_type": "image",
+            "destination_type": "volume",
+            "volume_size": boot_volume_gib,
+            "boot_index": 0,
+            "delete_on_termination": True,  # Nova removes it with the server
+            "device_name": "/dev/vda",  # as the reference CPI; hypervisors may rename it
+        }
+        if vm_type.root_disk.volume_type:
+            mapping["volume_type"] = vm_type.root_disk.volume_type
+        body["block_device_mapping_v2"] = [mapping]
+    if vm_type.key_name:
+        body["key_name"] = vm_type.key_name
+    if config.config_drive is not None:
+        body["config_drive"] = True
+    nics: list[dict[str, str]] = []
+    for network in plan.private:
+        if network.name in ports:
+            nics.append({"port": ports[network.name].id})
+        elif network.net_id:
+            nics.append({"uuid": network.net_id})
+    if nics:
+        body["networks"] = nics
+    elif _microversion(vm_type, boot_volume_gib) is not None:
+        body["networks"] = "auto"  # required from microversion 2.37 on
+    if plan.dynamic is not None and groups:
+        # Nova creates the dynamic network's port; the CPI's own ports carry their groups.
+        body["security_groups"] = [{"name": group.id} for group in groups]
+    return body
+
+
+class _Creation:
+    """What one create_vm call has created so far, and how to take it back."""
+
+    def __init__(self, call: Call, name: str, plan: vm_properties.NetworkPlan) -> None:
+        self._call = call
+        self._cloud = call.cloud
+        self._config = call.config.openstack
+        self.name = name
+        self._plan = plan
+        self.ports: dict[str, Port] = {}
+        self.server_id: str | None = None
+        self.server_may_exist = False  # a create without answer that we could not resolve
+        self.floating_ip: FloatingIp | None = None
+
+    # -- steps --------------------------------------------------------------------------
+    def create_ports(
+        self, groups: list[SecurityGroup], vrrp_address: str | None
+    ) -> dict[str, Port]:
+        description = tagging.port_description(self._call.director_uuid)
+        group_ids = [g.id for g in groups]
+        for network in self._plan.manual:
+            if network.net_id is None or network.ip is None:  # parse_networks refuses these
+                raise CloudError(f"Manual network {network.name} needs net_id and ip")
+            pairs = [vrrp_address] if vrrp_address and network is self._plan.gateway else None
+            port = self._cloud.network.create_port(
+                network_id=network.net_id,
+                ip=network.ip,
+                security_group_ids=group_ids,
+                description=description,
+                allowed_address_pairs=pairs,
+            )
+            self.ports[network.name] = port
+            log.info(
+                "Created port %s (MAC %s) for %s on network %s",
+                port.id,
+                port.mac_address,
+                network.ip,
+                network.name,
+            )
+        return self.ports
+
+    def boot(
+        self,
+        body: dict[str, Any],
+        zones: list[str | None],
+        hints: dict[str, Any] | None,
+        microversion: str | None,
+        *,
+        multiple_azs: bool,
+        zone_from_disks: bool,
+    ) -> Server:
+        """Create the server and wait for ACTIVE, trying each zone in turn with several."""
+        for position, zone in enumerate(zones, start=1):
+            attempt = dict(body)
+            if zone:
+                attempt["availability_zone"] = zone
+            try:
+                return self._boot_once(attempt, hints, microversion, zone_from_disks)
+            except _ZoneFailure as failure:
+                if not multiple_azs or position == len(zones):
+                    raise failure.error from None
+                log.warning(
+                    "Creating the VM in zone '%s' failed (%s); trying zone '%s'",
+                    zone,
+                    failure.error.message,
+                    zones[position],
+                )
+        raise AssertionError("unreachable: at least one zone is tried")
+
+    def _boot_once(
+        self,
+        body: dict[str, Any],
+        hints: dict[str, Any] | None,
+        microversion: str | None,
+        zone_from_disks: bool,
+    ) -> Server:
+        from bosh_openstack_cpi.openstack.compute import (
+            ServerCreateRefused,
+            ServerCreateUnanswered,
+        )
+
+        compute = self._cloud.compute
+        zone = body.get("availability_zone")
+        log.info(
+            "Creating server %s in zone %s, networks %s",
+            self.name,
+            zone or "(Nova's choice)",
+            body.get("networks", "(Nova's choice)"),
+        )
+        try:
+            self.server_id = compute.create_server(
+                body, scheduler_hints=hints, microversion=microversion
+            )
+        except ServerCreateRefused as refused:
+            error = self._explain_refusal(refused, zone, zone_from_disks)
+            if "availability zone" in refused.details.lower():
+                raise _ZoneFailure(error) from None
+            raise error from None
+        except ServerCreateUnanswered as unanswered:
+            self.server_id = self._find_after_lost_answer(unanswered)
+        try:
+            return compute.wait_until_active(
+                self.server_id,
+                timeout=self._config.state_timeout,
+                max_interval=self._config.wait_resource_poll_interval,
+            )
+        except CloudError as error:
+            where = f" in zone '{zone}'" if zone else ""
+            failed = VMCreationFailed(
+                f"VM '{self.name}' ({self.server_id}){where} did not become ACTIVE: "
+                f"{error.message}",
+                ok_to_retry=True,
+            )
+            # Delete it now: the next zone (or the director's retry) reuses the ports.
+            try:
+                self.delete_server()
+            except CloudError as problem:
+                log.warning("Deleting server %s failed: %s", self.server_id, problem.message)
+                raise failed from None  # undo tries again and reports what is left
+            raise _ZoneFailure(failed) from None
+
+    def _find_after_lost_answer(self, unanswered: CloudError) -> str:
+        """The create got no answer: adopt the server if Nova made it, never make a second."""
+        from bosh_openstack_cpi.openstack.compute import ServerCreateUnanswered
+        from bosh_openstack_cpi.openstack.waiting import wait_for
+
+        hint = unanswered.settle_seconds if isinstance(unanswered, ServerCreateUnanswered) else 0
+        settle = min(hint, self._config.state_timeout, LOST_ANSWER_SETTLE_LIMIT)
+        log.warning(
+            "%s; looking for a server named %s for up to %g s",
+            unanswered.message,
+            self.name,
+            settle,
+        )
+        self.server_may_exist = True
+        try:
+            found = wait_for(
+                f"server '{self.name}' to appear",
+                lambda: self._cloud.compute.servers_named(self.name),
+                bool,
+                timeout=settle,
+                max_interval=self._config.wait_resource_poll_interval,
+                describe=lambda servers: f"{len(servers)} servers",
+            )
+        except CloudError as error:
+            if error.message.startswith("Timed out"):
+                self.server_may_exist = False
+                raise VMCreationFailed(
+                    f"{unanswered.message}; no server named '{self.name}' appeared within "
+                    f"{settle:g} s, so none was created",
+                    ok_to_retry=True,
+                ) from None
+            raise VMCreationFailed(
+                f"{unanswered.message}, and looking for it failed too ({error.message}); a "
+                f"server named '{self.name}' may exist"
+            ) from None
+        self.server_may_exist = False
+        adopted, *extra = found
+        self.server_id = adopted.id
+        log.info("Nova did create server %s (%s): carrying on with it", adopted.id, self.name)
+        for duplicate in extra:  # cannot happen from one request; never keep two
+            log.warning("Deleting a second server named %s: %s", self.name, duplicate.id)
+            self._cloud.compute.delete_server(duplicate.id)
+        return adopted.id
+
+    def _explain_refusal(
+        self, refused: ServerCreateRefused, zone: str | None, zone_from_disks: bool
+    ) -> CpiError:
+        details = refused.details.lower()
+        if "network" in details or refused.status == 404:
+            ids = [n.net_id for n in self._plan.private if n.net_id]
+            missing = self._cloud.network.missing_networks(ids)
+            if missing:
+                return VMCreationFailed(
+                    f"VM creation with name '{self.name}' failed. Following network IDs are not "
+                    f"existing or not accessible from this project: '{','.join(missing)}'. "
+                    "Make sure you do not use subnet IDs"
+                )
+        if "availability zone" in details and zone_from_disks:
+            return CloudError(
+                f"{refused.message}. The zone '{zone}' is the zone of the VM's persistent disks; "
+                "if Cinder's zones are not Nova's, set openstack.ignore_server_availability_zone: "
+                "true"
+            )
+        if "key" in details and "key_name" in details:
+            return CloudError(
+                f"{refused.message}. Set key_name on the VM type or openstack.default_key_name "
+                "to an existing Nova key pair of this user"
+            )
+        if "image" in details:
+            return CloudError(
+                f"{refused.message}. The stemcell's image is missing or not active in Glance: "
+                "upload the stemcell again (bosh upload-stemcell --fix)"
+            )
+        return CloudError(refused.message)
+
+    def attach_floating_ip(self, floating_ip: FloatingIp, server: Server) -> None:
+        port_id = self._gateway_port(server.id)
+        if floating_ip.port_id and floating_ip.port_id != port_id:
+            log.info(
+                "Floating IP %s moves from port %s to server %s",
+                floating_ip.address,
+                floating_ip.port_id,
+                server.id,
+            )
+        try:
+            self._cloud.network.associate_floating_ip(floating_ip, port_id)
+        except CloudError as error:
+            self.floating_ip = floating_ip  # the request may have been applied
+            raise VMCreationFailed(error.message, ok_to_retry=True) from None
+        self.floating_ip = floating_ip
+        log.info("Associated floating IP %s with port %s", floating_ip.address, port_id)
+
+    def _gateway_port(self, server_id: str) -> str:
+        gateway = self._plan.gateway
+        if gateway is None:
+            raise VMCreationFailed(
+                "The vip network needs a gateway network: mark one of the networks with "
+                "default: [gateway]"
+            )
+        if gateway.name in self.ports:
+            return self.ports[gateway.name].id
+        others = {n.net_id for n in self._plan.private if n is not gateway}
+        candidates = [
+            p
+            for p in self._cloud.network.server_ports(server_id)
+            if (p.network_id == gateway.net_id if gateway.net_id else p.network_id not in others)
+        ]
+        if len(candidates) != 1:
+            raise VMCreationFailed(
+                f"Server '{server_id}' has {len(candidates)} ports in the gateway network "
+                f"'{gateway.net_id or gateway.name}', the floating IP needs exactly one",
+                ok_to_retry=True,
+            )
+        return candidates[0].id
+
+    # -- taking it back -----------------------------------------------------------------
+    def delete_server(self) -> None:
+        if self.server_id is None:
+            return
+        compute = self._cloud.compute
+        compute.delete_server(self.server_id)
+        compute.wait_until_gone(
+            self.server_id,
+            timeout=self._config.state_timeout,
+            max_interval=self._config.wait_resource_poll_interval,
+        )
+        self.server_id = None
+
+    def undo(self, error: BaseException) -> BaseException:
+        """Remove what this call created; the error to answer with."""
+        if not (self.ports or self.server_id or self.floating_ip):
+            return error
+        log.info("create_vm failed, removing what it created")
+        left: list[str] = []
+        if self.floating_ip is not None:
+            try:
+                self._cloud.network.disassociate_floating_ip(self.floating_ip)
+            except CloudError as problem:
+                left.append(
+                    f"floating IP association {self.floating_ip.address} ({problem.message})"
+                )
+        if self.server_id is not None:
+            server_id = self.server_id
+            try:
+                self.delete_server()
+            except CloudError as problem:
+                left.append(f"server {server_id} ({problem.message})")
+        if self.server_may_exist:
+            left.append(f"possibly a server named '{self.name}'")
+        for network_name, port in self.ports.items():
+            try:
+                self._cloud.network.delete_port(port.id)
+            except CloudError as problem:
+                left.append(f"port {port.id} of network {network_name} ({problem.message})")
+        if not left:
+            return error
+        message = error.message if isinstance(error, CpiError) else f"{type(error).__name__}"
+        return VMCreationFailed(
+            f"{message}\nCleaning up failed; left behind (metadata/description carries "
+            f"director_uuid {self._call.director_uuid}): " + "; ".join(left),
+            ok_to_retry=False,
+        )
+
+
+class _ZoneFailure(Exception):
+    """Creating the server in one zone failed in a way another zone may not."""
+
+    def __init__(self, error: CpiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# --- delete_vm ---------------------------------------------------------------------------
+def delete_vm(call: Call, vm_cid: str) -> None:
+    """Delete the server, wait until it is gone, then delete the ports the CPI created for
+    it (deleting a port also frees its floating IP). A missing server is not an error."""
+    cloud = call.cloud
+    config = call.config.openstack
+    ports = cloud.network.server_ports(vm_cid)
+    ours = [p for p in ports if tagging.director_of_port(p.description) is not None]
+    if cloud.compute.delete_server(vm_cid):
+        log.info("Deleting server %s", vm_cid)
+        cloud.compute.wait_until_gone(
+            vm_cid, timeout=config.state_timeout, max_interval=config.wait_resource_poll_interval
+        )
+    else:
+        log.info("Server %s not found, nothing to delete", vm_cid)
+    for port in ours:
+        if cloud.network.delete_port(port.id):
+            log.info("Deleted port %s (%s)", port.id, ", ".join(port.ips))
+
+
+# --- reboot_vm ---------------------------------------------------------------------------
+def reboot_vm(call: Call, vm_cid: str) -> None:
+    config = call.config.openstack
+    call.cloud.compute.reboot_server(vm_cid)
+    call.cloud.compute.wait_until_active(
+        vm_cid, timeout=config.state_timeout, max_interval=config.wait_resource_poll_interval
+    )
+
+
+# --- set_vm_metadata ---------------------------------------------------------------------
+def set_vm_metadata(call: Call, vm_cid: str, metadata: dict[str, Any]) -> None:
+    clean = tagging.sanitize_metadata(metadata)
+    if clean.pop(tagging.DIRECTOR_UUID_KEY, None) is not None:
+        log.warning(
+            "Metadata key %s is the CPI's own and was not changed", tagging.DIRECTOR_UUID_KEY
+        )
+    compute = call.cloud.compute
+    if clean:
+        compute.update_server_metadata(vm_cid, clean)
+    if call.config.openstack.human_readable_vm_names:
+        name = human_readable_name(metadata)
+        if name:
+            compute.rename_server(vm_cid, name)
+
+
+def human_readable_name(metadata: dict[str, Any]) -> str | None:
+    """`name`, else `job/index`, else `compiling/<package>` (the reference's order)."""
+    name = metadata.get("name")
+    if name:
+        candidate = str(name)
+    elif metadata.get("job") and metadata.get("index") is not None:
+        candidate = f"{metadata['job']}/{metadata['index']}"
+    elif metadata.get("compiling"):
+        candidate = f"compiling/{metadata['compiling']}"
+    else:
+        return None
+    return candidate[:SERVER_NAME_LIMIT]
+
+
+# --- calculate_vm_cloud_properties -------------------------------------------------------
+def calculate_vm_cloud_properties(call: Call, vm_resources: dict[str, Any]) -> dict[str, Any]:
+    available = call.cloud.compute.flavors()
+    return flavors.vm_cloud_properties(
+        vm_resources, available, call.config.openstack.boot_from_volume
+    )

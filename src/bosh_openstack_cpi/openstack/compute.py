@@ -1,27 +1,490 @@
-"""Nova: servers, flavors, key pairs, volume attachments."""
+"""Nova: servers, flavors, key pairs, volume attachments.
+
+Requests go straight to the Nova REST API through the SDK's compute adapter: the request
+bodies are exactly what the CPI means, and the SDK makes no lookups of its own. Nova's
+base microversion (2.1) is used unless a feature needs a newer one.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from keystoneauth1 import exceptions as ksa
 from openstack import connection as sdk_connection
 from openstack import exceptions as sdk
 
-from bosh_openstack_cpi.openstack.errors import api_errors
+from bosh_openstack_cpi.flavors import Flavor
+from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack.errors import api_errors, connection_problem, describe_http_error
+from bosh_openstack_cpi.openstack.waiting import wait_for
+from bosh_openstack_cpi.protocol.errors import CloudError, VMNotFound
+
+log = logging.getLogger(__name__)
 
 # Servers in these states are gone as far as BOSH is concerned.
 GONE_STATES = frozenset({"DELETED", "SOFT_DELETED"})
+# Block device mappings with a volume_type.
+VOLUME_TYPE_MICROVERSION = "2.67"
+# Nova answers with these when it may have acted on the request anyway.
+UNCERTAIN_STATUSES = frozenset({500, 502, 503, 504})
+REFUSED_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    status: str
+    task_state: str | None = None
+    availability_zone: str | None = None
+    fault: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    volume_ids: tuple[str, ...] = ()
+
+    @property
+    def is_gone(self) -> bool:
+        return self.status.upper() in GONE_STATES
+
+    @property
+    def is_settled_active(self) -> bool:
+        return self.status.upper() == "ACTIVE" and not self.task_state
+
+    def describe(self) -> str:
+        task = f", task {self.task_state}" if self.task_state else ""
+        return f"status {self.status}{task}"
+
+
+def _server(body: dict[str, Any]) -> Server:
+    fault = body.get("fault") or {}
+    message = fault.get("message") if isinstance(fault, dict) else None
+    volumes = body.get("os-extended-volumes:volumes_attached") or []
+    return Server(
+        id=str(body["id"]),
+        name=str(body.get("name") or ""),
+        status=str(body.get("status") or "UNKNOWN"),
+        task_state=body.get("OS-EXT-STS:task_state"),
+        availability_zone=body.get("OS-EXT-AZ:availability_zone"),
+        fault=f"{message} (code {fault.get('code')})" if message else None,
+        metadata=dict(body.get("metadata") or {}),
+        volume_ids=tuple(str(v["id"]) for v in volumes if isinstance(v, dict) and "id" in v),
+    )
+
+
+class ServerCreateUnanswered(CloudError):
+    """POST /servers may have reached Nova but its answer was lost (timeout, dropped
+    connection, 5xx): a server of that name may exist. `settle_seconds` is how long it may
+    take to show up (Nova may still be working on the request)."""
+
+    def __init__(self, message: str, *, settle_seconds: float) -> None:
+        super().__init__(message)
+        self.settle_seconds = settle_seconds
+
+
+class ServerCreateRefused(CloudError):
+    """Nova refused to create the server (4xx): nothing was created."""
+
+    def __init__(self, message: str, *, status: int, details: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details
+
+
+def _never_sent(error: Exception) -> bool:
+    """The connection was refused: the request cannot have reached Nova. (keystoneauth
+    reports read timeouts as ConnectTimeout too, so timeouts do not count.)"""
+    if not isinstance(error, ksa.ConnectFailure) or isinstance(error, ksa.SSLError):
+        return False
+    text = str(error)
+    return "NewConnectionError" in text or "Connection refused" in text
 
 
 class Compute:
     def __init__(self, connection: sdk_connection.Connection) -> None:
         self._nova = connection.compute
 
+    def _send(
+        self, method: str, url: str, *, microversion: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        if microversion is not None:
+            kwargs["microversion"] = microversion
+        response = self._nova.request(url, method, **kwargs)
+        sdk.raise_from_response(response)
+        return response
+
+    def _post_unless_sent(
+        self, url: str, body: dict[str, Any], *, microversion: str | None = None
+    ) -> requests.Response:
+        """A create is sent again only when the connection was refused (it never left)."""
+        for attempt in range(1, REFUSED_ATTEMPTS + 1):
+            try:
+                return self._send("POST", url, json=body, microversion=microversion)
+            except ksa.ConnectFailure as error:
+                if not _never_sent(error) or attempt == REFUSED_ATTEMPTS:
+                    raise
+                log.warning("Nova refused the connection (attempt %d), retrying", attempt)
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
+
+    def _read(self, url: str, what: str, **kwargs: Any) -> requests.Response:
+        return retry.idempotent(lambda: self._send("GET", url, **kwargs), what)
+
+    # --- servers -------------------------------------------------------------------
     def server_exists(self, server_id: str) -> bool:
+        server = self.get_server(server_id)
+        return server is not None and not server.is_gone
+
+    def get_server(self, server_id: str) -> Server | None:
+        """The server, or None when Nova does not know it."""
         with api_errors("Compute", f"look up server '{server_id}'"):
             try:
-                server = self._nova.get_server(server_id)
+                response = self._read(f"/servers/{server_id}", f"get server '{server_id}'")
+            except sdk.NotFoundException:
+                return None
+        return _server(response.json()["server"])
+
+    def servers_named(self, name: str) -> list[Server]:
+        """Servers with exactly this name (Nova's name filter is a regular expression)."""
+        with api_errors("Compute", f"look up servers named '{name}'"):
+            response = self._read(
+                "/servers/detail", f"list servers named '{name}'", params={"name": f"^{name}$"}
+            )
+        return [_server(body) for body in response.json().get("servers", [])]
+
+    def create_server(
+        self,
+        server: dict[str, Any],
+        *,
+        scheduler_hints: dict[str, Any] | None = None,
+        microversion: str | None = None,
+    ) -> str:
+        """POST /servers once (again only if the connection was refused); the new server's id.
+
+        Raises ServerCreateRefused for a 4xx answer and ServerCreateUnanswered when the
+        request may have created a server without us learning its id.
+        """
+        body: dict[str, Any] = {"server": server}
+        if scheduler_hints:
+            body["os:scheduler_hints"] = scheduler_hints
+        name = server.get("name", "")
+        action = f"create server '{name}'"
+        with api_errors("Compute", action):  # what is left: TLS, catalog problems
+            try:
+                response = self._post_unless_sent("/servers", body, microversion=microversion)
+                return str(response.json()["server"]["id"])
+            except sdk.HttpException as error:
+                status = error.status_code or 0
+                if status in UNCERTAIN_STATUSES:
+                    raise ServerCreateUnanswered(
+                        f"Nova answered {describe_http_error(error)} to the creation of server "
+                        f"'{name}'",
+                        settle_seconds=60.0 if status == 504 else 3.0,
+                    ) from None
+                raise ServerCreateRefused(
+                    f"OpenStack Compute API: {action} failed, {describe_http_error(error)}",
+                    status=status,
+                    details=str(error.details or error.message or ""),
+                ) from None
+            except (ksa.ConnectTimeout, ksa.ConnectFailure, ksa.UnknownConnectionError) as error:
+                if _never_sent(error):
+                    raise CloudError(
+                        f"Cannot reach OpenStack Compute to {action}: {connection_problem(error)}"
+                    ) from None
+                raise ServerCreateUnanswered(
+                    f"The creation of server '{name}' got no answer from Nova "
+                    f"({connection_problem(error)})",
+                    settle_seconds=60.0,
+                ) from None
+            except (ValueError, KeyError, TypeError):
+                raise ServerCreateUnanswered(
+                    f"Nova's answer to the creation of server '{name}' was unreadable",
+                    settle_seconds=3.0,
+                ) from None
+
+    def wait_until_active(self, server_id: str, *, timeout: float, max_interval: float) -> Server:
+        """Wait for ACTIVE (with no task running); CloudError with Nova's fault on ERROR."""
+
+        def fetch() -> Server:
+            server = self.get_server(server_id)
+            if server is None:
+                raise CloudError(f"Server '{server_id}' disappeared while it was being built")
+            return server
+
+        def failure(server: Server) -> str | None:
+            if server.status.upper() == "ERROR":
+                return f"Nova put it in state ERROR: {server.fault or 'no fault message'}"
+            if server.is_gone:
+                return f"it was deleted (status {server.status})"
+            return None
+
+        return wait_for(
+            f"server '{server_id}' to become ACTIVE",
+            fetch,
+            lambda server: server.is_settled_active,
+            timeout=timeout,
+            max_interval=max_interval,
+            failure=failure,
+            describe=Server.describe,
+        )
+
+    def delete_server(self, server_id: str) -> bool:
+        """Ask Nova to delete the server; False when it did not exist."""
+        with api_errors("Compute", f"delete server '{server_id}'"):
+            try:
+                retry.idempotent(
+                    lambda: self._send("DELETE", f"/servers/{server_id}"),
+                    f"delete server '{server_id}'",
+                )
             except sdk.NotFoundException:
                 return False
-        return str(server.status).upper() not in GONE_STATES
+        return True
+
+    def wait_until_gone(self, server_id: str, *, timeout: float, max_interval: float) -> None:
+        def failure(server: Server | None) -> str | None:
+            if server is not None and server.status.upper() == "ERROR" and not server.task_state:
+                return f"Nova could not delete it: {server.fault or 'no fault message'}"
+            return None
+
+        wait_for(
+            f"server '{server_id}' to be deleted",
+            lambda: self.get_server(server_id),
+            lambda server: server is None or server.is_gone,
+            timeout=timeout,
+            max_interval=max_interval,
+            failure=failure,
+            describe=lambda server: server.describe() if server else "gone",
+        )
+
+    def reboot_server(self, server_id: str) -> None:
+        """Soft reboot; VMNotFound when Nova does not know the server."""
+        action = f"reboot server '{server_id}'"
+        with api_errors("Compute", action):
+            try:
+                retry.refused_only(
+                    lambda: self._send(
+                        "POST", f"/servers/{server_id}/action", json={"reboot": {"type": "SOFT"}}
+                    ),
+                    action,
+                )
+            except sdk.NotFoundException:
+                raise VMNotFound(f"VM '{server_id}' not found in Nova: cannot reboot it") from None
+
+    def update_server_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
+        """Add or replace these keys (others stay); VMNotFound when the server is unknown."""
+        action = f"set metadata of server '{server_id}'"
+        with api_errors("Compute", action):
+            try:
+                retry.idempotent(
+                    lambda: self._send(
+                        "POST", f"/servers/{server_id}/metadata", json={"metadata": metadata}
+                    ),
+                    action,
+                )
+            except sdk.NotFoundException:
+                raise VMNotFound(
+                    f"VM '{server_id}' not found in Nova: cannot set its metadata"
+                ) from None
+
+    def rename_server(self, server_id: str, name: str) -> None:
+        action = f"rename server '{server_id}'"
+        with api_errors("Compute", action):
+            try:
+                retry.idempotent(
+                    lambda: self._send(
+                        "PUT", f"/servers/{server_id}", json={"server": {"name": name}}
+                    ),
+                    action,
+                )
+            except sdk.NotFoundException:
+                raise VMNotFound(f"VM '{server_id}' not found in Nova: cannot rename it") from None
+
+    # --- flavors -------------------------------------------------------------------
+    def flavors(self) -> list[Flavor]:
+        """Every flavor the project may use; `is_public=None` makes Nova include the private
+        ones for admins too (others always get those they have access to)."""
+        with api_errors("Compute", "list flavors"):
+            response = self._read("/flavors/detail", "list flavors", params={"is_public": "None"})
+        return [Flavor.from_api(body) for body in response.json().get("flavors", [])]
 
     # --- persistent disk attachments (Nova os-volume_attachments) -------------------
     # Methods used by actions/disks.py go below this line.
+    #
+    # Plain JSON requests: the SDK's attachment helpers look the server up again first,
+    # and its Flavor resource drops the ephemeral size that Nova embeds in servers.
+    # Imports are local to keep this section apart from the rest of the module.
+
+    def disk_server(self, server_id: str) -> dict[str, Any]:
+        """The server document, with the full flavor embedded where Nova can (2.47+).
+        VMNotFound when the server does not exist or is deleted."""
+        from openstack import utils as sdk_utils
+
+        from bosh_openstack_cpi.protocol.errors import VMNotFound
+
+        with api_errors("Compute", f"look up server '{server_id}'"):
+            full_flavor = sdk_utils.supports_microversion(self._nova, _FLAVOR_IN_SERVER)
+            try:
+                server: dict[str, Any] = self._disk_request(
+                    "GET",
+                    f"/servers/{server_id}",
+                    f"look up server {server_id}",
+                    microversion=_FLAVOR_IN_SERVER if full_flavor else None,
+                )["server"]
+            except sdk.NotFoundException:
+                server = {"status": "DELETED"}
+        if str(server.get("status")).upper() in GONE_STATES:
+            raise VMNotFound(f"VM '{server_id}' does not exist (Nova has no such server)")
+        return server
+
+    def flavor_disks_of(self, server: dict[str, Any]) -> tuple[int, int]:
+        """(ephemeral GiB, swap MiB) of a server's flavor (from `disk_server`)."""
+        flavor = server.get("flavor") or {}
+        if "ephemeral" not in flavor and flavor.get("id"):  # Nova before 2.47: id only
+            with api_errors("Compute", f"look up flavor '{flavor['id']}'"):
+                try:
+                    flavor = self._disk_request(
+                        "GET", f"/flavors/{flavor['id']}", "look up flavor"
+                    )["flavor"]
+                except sdk.NotFoundException:
+                    flavor = {}
+            flavor = {
+                "ephemeral": flavor.get("OS-FLV-EXT-DATA:ephemeral"),
+                "swap": flavor.get("swap"),
+            }
+        return _whole(flavor.get("ephemeral")), _whole(flavor.get("swap"))
+
+    def volume_attachments(self, server_id: str) -> list[tuple[str, str | None]]:
+        """(volume id, device) of every volume attached to the server, boot volume
+        included. VMNotFound when the server does not exist."""
+        from bosh_openstack_cpi.protocol.errors import VMNotFound
+
+        with api_errors("Compute", f"list the volumes attached to server '{server_id}'"):
+            try:
+                listing = self._disk_request(
+                    "GET",
+                    f"/servers/{server_id}/os-volume_attachments",
+                    f"list volume attachments of {server_id}",
+                )
+            except sdk.NotFoundException:
+                raise VMNotFound(
+                    f"VM '{server_id}' does not exist (Nova has no such server)"
+                ) from None
+        return [
+            (str(a["volumeId"]), a.get("device"))
+            for a in listing.get("volumeAttachments") or []
+            if a.get("volumeId")
+        ]
+
+    def attach_volume(self, server_id: str, volume_id: str, device: str) -> str | None:
+        """POST os-volume_attachments; the device Nova reports. DiskNotFound or VMNotFound
+        when either is missing; CloudError with Nova's reason otherwise."""
+        from bosh_openstack_cpi.openstack import errors as os_errors
+        from bosh_openstack_cpi.openstack.retry import refused_only
+        from bosh_openstack_cpi.openstack.volume import Refused, openstack_words
+        from bosh_openstack_cpi.protocol.errors import DiskNotFound, VMNotFound
+
+        body = {"volumeAttachment": {"volumeId": volume_id, "device": device}}
+        with api_errors("Compute", f"attach volume '{volume_id}' to server '{server_id}'"):
+            try:
+                attachment = refused_only(
+                    lambda: self._disk_request(
+                        "POST",
+                        f"/servers/{server_id}/os-volume_attachments",
+                        "attach volume",
+                        json=body,
+                        retry=False,
+                    ),
+                    f"attach volume {volume_id} to {server_id}",
+                )
+            except sdk.NotFoundException as error:
+                if _server_missing(error):
+                    raise VMNotFound(
+                        f"VM '{server_id}' does not exist (Nova has no such server)"
+                    ) from None
+                raise DiskNotFound(
+                    f"Disk '{volume_id}' does not exist (Cinder has no such volume)"
+                ) from None
+            except (sdk.BadRequestException, sdk.ConflictException) as error:
+                raise Refused(
+                    f"Nova refused to attach volume '{volume_id}' to server '{server_id}': "
+                    f"{os_errors.describe_http_error(error)}",
+                    openstack_words(error),
+                ) from None
+        device_used: str | None = (attachment.get("volumeAttachment") or {}).get("device")
+        return device_used
+
+    def detach_volume(self, server_id: str, volume_id: str) -> bool:
+        """DELETE the attachment; False when the volume is not attached to the server (or
+        does not exist). VMNotFound when the server does not exist; Refused (Nova's reason)
+        when the volume's state does not allow it, e.g. while a detach is under way."""
+        from bosh_openstack_cpi.openstack import errors as os_errors
+        from bosh_openstack_cpi.openstack.volume import Refused, openstack_words
+        from bosh_openstack_cpi.protocol.errors import VMNotFound
+
+        with api_errors("Compute", f"detach volume '{volume_id}' from server '{server_id}'"):
+            try:
+                self._disk_request(
+                    "DELETE",
+                    f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                    f"detach volume {volume_id} from {server_id}",
+                )
+            except sdk.NotFoundException as error:
+                # Nova answers 404 for a missing server and for a missing attachment alike.
+                if _server_missing(error):
+                    raise VMNotFound(
+                        f"VM '{server_id}' does not exist (Nova has no such server)"
+                    ) from None
+                self.disk_server(server_id)  # VMNotFound if Nova's words were not conclusive
+                return False
+            except (sdk.BadRequestException, sdk.ConflictException) as error:
+                raise Refused(
+                    f"Nova refused to detach volume '{volume_id}' from server '{server_id}': "
+                    f"{os_errors.describe_http_error(error)}",
+                    openstack_words(error),
+                ) from None
+        return True
+
+    def _disk_request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        json: dict[str, Any] | None = None,
+        microversion: str | None = None,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        """One Nova request; SDK exceptions for HTTP errors, the JSON body (or {})."""
+        from bosh_openstack_cpi.openstack.retry import idempotent
+
+        def send() -> dict[str, Any]:
+            response = self._nova.request(path, method, json=json, microversion=microversion)
+            sdk.raise_from_response(response)
+            if not response.content:
+                return {}
+            document: dict[str, Any] = response.json()
+            return document
+
+        return idempotent(send, what) if retry else send()
+
+
+# Nova embeds the whole flavor (ephemeral and swap sizes included) in servers from 2.47.
+_FLAVOR_IN_SERVER = "2.47"
+
+
+def _server_missing(error: sdk.HttpException) -> bool:
+    """Nova's 404 for a missing server ("Instance <id> could not be found."), as opposed to
+    a missing volume or attachment ("Instance <id> is not attached to volume <id>")."""
+    text = str(error.details or "").lower()
+    return "instance" in text and "could not be found" in text
+
+
+def _whole(value: object) -> int:
+    """Flavor sizes: Nova writes no swap as "" (flavors API) or 0 (embedded flavor)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0

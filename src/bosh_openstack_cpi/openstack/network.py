@@ -1,13 +1,328 @@
-"""Neutron: ports, floating IPs, security groups, networks."""
+"""Neutron: ports, floating IPs, security groups, networks.
+
+Requests go straight to the Neutron REST API through the SDK's network adapter, with
+filtered queries (never a listing of everything) and only the fields the CPI reads.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from keystoneauth1 import exceptions as ksa
 from openstack import connection as sdk_connection
+from openstack import exceptions as sdk
 
 from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack.errors import api_errors
+from bosh_openstack_cpi.protocol.errors import CloudError, VMCreationFailed
+
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+PORT_FIELDS = (
+    "id",
+    "mac_address",
+    "status",
+    "device_id",
+    "device_owner",
+    "description",
+    "network_id",
+    "fixed_ips",
+)
+CREATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Port:
+    id: str
+    mac_address: str
+    status: str = ""
+    device_id: str = ""
+    device_owner: str = ""
+    description: str = ""
+    network_id: str = ""
+    ips: tuple[str, ...] = ()
+
+    @property
+    def is_unused(self) -> bool:
+        """Bound to nothing: what a port left behind by an earlier VM looks like."""
+        return self.status == "DOWN" and not self.device_id and not self.device_owner
+
+
+@dataclass(frozen=True)
+class FloatingIp:
+    id: str
+    address: str
+    port_id: str | None
+    network_id: str
+
+
+def _port(body: dict[str, Any]) -> Port:
+    return Port(
+        id=str(body["id"]),
+        mac_address=str(body.get("mac_address") or ""),
+        status=str(body.get("status") or ""),
+        device_id=str(body.get("device_id") or ""),
+        device_owner=str(body.get("device_owner") or ""),
+        description=str(body.get("description") or ""),
+        network_id=str(body.get("network_id") or ""),
+        ips=tuple(str(f.get("ip_address")) for f in body.get("fixed_ips") or []),
+    )
+
+
+def looks_like_uuid(value: str) -> bool:
+    return bool(_UUID.match(value))
 
 
 class Network:
     def __init__(self, connection: sdk_connection.Connection, config: OpenStackConfig) -> None:
         self._connection = connection
+        self._neutron = connection.network
         self._config = config
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        response = self._neutron.request(url, method, **kwargs)
+        sdk.raise_from_response(response)
+        return response
+
+    def _get(self, url: str, what: str, params: Any) -> dict[str, Any]:
+        with api_errors("Network", what):
+            response = retry.idempotent(lambda: self._send("GET", url, params=params), what)
+            body: dict[str, Any] = response.json()
+        return body
+
+    # --- security groups -------------------------------------------------------------
+    def security_groups(self, wanted: Iterable[str]) -> list[SecurityGroup]:
+        """Resolve names or UUIDs, in the order given. A name must match exactly one group
+        of this project (or, failing that, exactly one group shared with it)."""
+        wanted = list(dict.fromkeys(wanted))
+        if not wanted:
+            return []
+        by_id: dict[str, SecurityGroup] = {}
+        ids = [w for w in wanted if looks_like_uuid(w)]
+        if ids:
+            for group in self._security_group_query([("id", i) for i in ids]):
+                by_id[group["id"]] = SecurityGroup(group["id"], group.get("name") or "")
+        names = [w for w in wanted if w not in by_id]
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        if names:
+            for group in self._security_group_query([("name", n) for n in names]):
+                by_name.setdefault(group.get("name") or "", []).append(group)
+        project = self._connection.current_project_id
+        resolved: list[SecurityGroup] = []
+        missing: list[str] = []
+        for entry in wanted:
+            if entry in by_id:
+                resolved.append(by_id[entry])
+                continue
+            candidates = by_name.get(entry, [])
+            own = [g for g in candidates if g.get("project_id") == project]
+            matches = own or candidates
+            if not matches:
+                missing.append(entry)
+            elif len(matches) > 1:
+                listing = ", ".join(g["id"] for g in matches)
+                raise CloudError(
+                    f"Security group name '{entry}' matches {len(matches)} groups ({listing}): "
+                    "use the UUID of the one you mean in security_groups"
+                )
+            else:
+                resolved.append(SecurityGroup(matches[0]["id"], entry))
+        if missing:
+            quoted = ", ".join(f"'{m}'" for m in missing)
+            raise CloudError(
+                f"Security group(s) {quoted} not found in Neutron (looked up by name and UUID in "
+                "this project); check security_groups of the VM type and networks and "
+                "openstack.default_security_groups"
+            )
+        return resolved
+
+    def _security_group_query(self, filters: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        params = [*filters, ("fields", "id"), ("fields", "name"), ("fields", "project_id")]
+        body = self._get("/security-groups", "look up security groups", params)
+        groups: list[dict[str, Any]] = body.get("security_groups", [])
+        return groups
+
+    # --- ports -------------------------------------------------------------------------
+    def create_port(
+        self,
+        *,
+        network_id: str,
+        ip: str,
+        security_group_ids: list[str],
+        description: str,
+        allowed_address_pairs: list[str] | None = None,
+    ) -> Port:
+        """A port holding `ip` on the network. A port left behind by an earlier VM (unbound,
+        DOWN) that holds the IP is deleted once and the create repeated; the IP makes the
+        create safe to repeat (a second port with it cannot exist)."""
+        port: dict[str, Any] = {
+            "network_id": network_id,
+            "fixed_ips": [{"ip_address": ip}],
+            "description": description,
+        }
+        if security_group_ids:
+            port["security_groups"] = security_group_ids
+        if allowed_address_pairs:
+            port["allowed_address_pairs"] = [{"ip_address": a} for a in allowed_address_pairs]
+        action = f"create a port for IP {ip} in network '{network_id}'"
+        cleared_stale = False
+        with api_errors("Network", action):
+            while True:
+                try:
+                    response = self._post_port(port, action)
+                except sdk.NotFoundException as error:
+                    raise VMCreationFailed(
+                        f"Neutron network '{network_id}' does not exist or is not accessible "
+                        f"from this project ({error.details}): cloud_properties.net_id must be "
+                        "a network UUID (not a subnet UUID)"
+                    ) from None
+                except sdk.ConflictException as error:
+                    if cleared_stale or not self._delete_stale_ports(network_id, ip):
+                        raise CloudError(
+                            f"IP {ip} in network '{network_id}' is in use: "
+                            f"{self._holders(network_id, ip) or error.details}. Free it or "
+                            "choose another static IP"
+                        ) from None
+                    cleared_stale = True
+                    log.info("Retrying to create the port for IP %s", ip)
+                    continue
+                return _port(response.json()["port"])
+
+    def _post_port(self, port: dict[str, Any], action: str) -> requests.Response:
+        """Sent again after a dropped connection or a 5xx: a port created by a lost request
+        holds the IP, so the next attempt gets a 409 and the stale-port rule removes it."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self._send("POST", "/ports", json={"port": port})
+            except (sdk.HttpException, ksa.ConnectFailure, ksa.ConnectTimeout) as error:
+                if not retry.is_transient(error) or attempt == CREATE_ATTEMPTS:
+                    raise
+                if isinstance(error, sdk.HttpException) and (error.status_code or 0) < 500:
+                    raise
+                log.warning("%s: transient failure (%s), retrying", action, type(error).__name__)
+                time.sleep(attempt)
+        raise AssertionError("unreachable")
+
+    def ports_with_ip(self, ip: str, network_id: str | None = None) -> list[Port]:
+        params: list[tuple[str, str]] = [("fixed_ips", f"ip_address={ip}")]
+        if network_id:
+            params.append(("network_id", network_id))
+        params += [("fields", f) for f in PORT_FIELDS]
+        body = self._get("/ports", f"look up ports holding IP {ip}", params)
+        return [_port(p) for p in body.get("ports", [])]
+
+    def _delete_stale_ports(self, network_id: str, ip: str) -> bool:
+        stale = [p for p in self.ports_with_ip(ip, network_id) if p.is_unused]
+        for port in stale:
+            log.warning(
+                "IP %s is held by the unused port %s (unbound, DOWN, probably left by an earlier "
+                "VM): deleting it",
+                ip,
+                port.id,
+            )
+            self.delete_port(port.id)
+        return bool(stale)
+
+    def _holders(self, network_id: str, ip: str) -> str:
+        try:
+            holders = self.ports_with_ip(ip, network_id)
+        except CloudError:
+            return ""
+        return "; ".join(
+            f"port {p.id} ({p.status}, device '{p.device_id or '-'}', owner "
+            f"'{p.device_owner or '-'}')"
+            for p in holders
+        )
+
+    def delete_port(self, port_id: str) -> bool:
+        """False when the port was already gone."""
+        action = f"delete port '{port_id}'"
+        with api_errors("Network", action):
+            try:
+                retry.idempotent(lambda: self._send("DELETE", f"/ports/{port_id}"), action)
+            except sdk.NotFoundException:
+                return False
+        return True
+
+    def server_ports(self, server_id: str) -> list[Port]:
+        params = [("device_id", server_id), *(("fields", f) for f in PORT_FIELDS)]
+        body = self._get("/ports", f"list the ports of server '{server_id}'", params)
+        return [_port(p) for p in body.get("ports", [])]
+
+    # --- floating IPs --------------------------------------------------------------------
+    def floating_ip(self, address: str) -> FloatingIp:
+        body = self._get(
+            "/floatingips",
+            f"look up floating IP {address}",
+            [("floating_ip_address", address)],
+        )
+        found = body.get("floatingips", [])
+        if not found:
+            raise VMCreationFailed(
+                f"Floating IP '{address}' not allocated: allocate it to this project "
+                "(openstack floating ip create --floating-ip-address ...) or fix the vip "
+                "network's static IP"
+            )
+        if len(found) > 1:
+            networks = ", ".join(f"'{f['floating_network_id']}'" for f in found)
+            raise CloudError(f"Floating IP '{address}' found in multiple networks: {networks}")
+        item = found[0]
+        return FloatingIp(
+            id=str(item["id"]),
+            address=address,
+            port_id=item.get("port_id"),
+            network_id=str(item.get("floating_network_id") or ""),
+        )
+
+    def associate_floating_ip(self, floating_ip: FloatingIp, port_id: str) -> None:
+        """Point the floating IP at the port, taking it from whatever port had it."""
+        action = f"associate floating IP {floating_ip.address} with port '{port_id}'"
+        with api_errors("Network", action):
+            retry.idempotent(
+                lambda: self._send(
+                    "PUT",
+                    f"/floatingips/{floating_ip.id}",
+                    json={"floatingip": {"port_id": port_id}},
+                ),
+                action,
+            )
+
+    def disassociate_floating_ip(self, floating_ip: FloatingIp) -> None:
+        action = f"disassociate floating IP {floating_ip.address}"
+        with api_errors("Network", action):
+            try:
+                retry.idempotent(
+                    lambda: self._send(
+                        "PUT",
+                        f"/floatingips/{floating_ip.id}",
+                        json={"floatingip": {"port_id": None}},
+                    ),
+                    action,
+                )
+            except sdk.NotFoundException:
+                return
+
+    # --- networks ------------------------------------------------------------------------
+    def missing_networks(self, network_ids: Iterable[str]) -> list[str]:
+        """Those of the ids that Neutron does not show to this project."""
+        ids = list(dict.fromkeys(network_ids))
+        if not ids:
+            return []
+        params = [*(("id", i) for i in ids), ("fields", "id")]
+        body = self._get("/networks", "look up networks", params)
+        found = {n["id"] for n in body.get("networks", [])}
+        return [i for i in ids if i not in found]

@@ -1,0 +1,202 @@
+import pytest
+
+from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.protocol.errors import CloudError, NotSupported, VMCreationFailed
+from bosh_openstack_cpi.vm_properties import (
+    check_multiple_networks,
+    parse_networks,
+    parse_vm_type,
+    stemcell_image_id,
+)
+
+CONFIG = OpenStackConfig(auth_url="http://k/v3", default_key_name="bosh")
+
+
+def _config(**changes):
+    from dataclasses import replace
+
+    return replace(CONFIG, **changes)
+
+
+def _manual(ip="10.0.0.5", net_id="net-1", **extra):
+    return {"type": "manual", "ip": ip, "cloud_properties": {"net_id": net_id}, **extra}
+
+
+def test_minimal_vm_type_takes_the_defaults_of_the_config():
+    vm_type = parse_vm_type({"instance_type": "m1.small"}, _config(boot_from_volume=True))
+    assert vm_type.instance_type == "m1.small"
+    assert vm_type.key_name == "bosh"
+    assert vm_type.boot_from_volume is True
+    assert vm_type.availability_zones == ()
+    assert vm_type.multiple_azs is False
+    assert vm_type.unknown_keys == ()
+
+
+def test_vm_type_values_win_over_the_config():
+    vm_type = parse_vm_type(
+        {
+            "instance_type": "f",
+            "key_name": "mine",
+            "boot_from_volume": False,
+            "availability_zone": "z2",
+            "security_groups": ["a", "b"],
+            "scheduler_hints": {"group": "g"},
+            "root_disk": {"size": 20, "type": "ssd"},
+            "allowed_address_pairs": "10.0.0.9",
+            "ephemeral_disk": {"size": 1},
+        },
+        _config(boot_from_volume=True),
+    )
+    assert vm_type.key_name == "mine"
+    assert vm_type.boot_from_volume is False
+    assert vm_type.availability_zones == ("z2",)
+    assert vm_type.security_groups == ("a", "b")
+    assert vm_type.scheduler_hints == {"group": "g"}
+    assert (vm_type.root_disk.size_gib, vm_type.root_disk.volume_type) == (20, "ssd")
+    assert vm_type.allowed_address_pairs == "10.0.0.9"
+    assert vm_type.unknown_keys == ("ephemeral_disk",)
+
+
+def test_an_empty_availability_zone_means_none():
+    assert (
+        parse_vm_type({"instance_type": "f", "availability_zone": ""}, CONFIG).availability_zones
+        == ()
+    )
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(CloudError) as raised:
+        parse_vm_type(
+            {
+                "security_groups": "bosh",
+                "root_disk": {"size": 0, "colour": "red"},
+                "scheduler_hints": [],
+                "allowed_address_pairs": "not-an-ip",
+                "boot_from_volume": "yes",
+            },
+            CONFIG,
+        )
+    message = raised.value.message
+    for fragment in (
+        "instance_type",
+        "security_groups must be an array",
+        "root_disk.size",
+        "unknown keys colour",
+        "scheduler_hints",
+        "allowed_address_pairs",
+        "boot_from_volume",
+    ):
+        assert fragment in message
+    assert raised.value.bosh_type == "Bosh::Clouds::CloudError"
+
+
+def test_multiple_azs_need_ignore_server_availability_zone():
+    with pytest.raises(CloudError, match="ignore_server_availability_zone"):
+        parse_vm_type({"instance_type": "f", "availability_zones": ["z1", "z2"]}, CONFIG)
+    vm_type = parse_vm_type(
+        {"instance_type": "f", "availability_zones": ["z1", "z2", "z1"]},
+        _config(ignore_server_availability_zone=True),
+    )
+    assert vm_type.availability_zones == ("z1", "z2")
+    assert vm_type.multiple_azs is True
+
+
+def test_availability_zone_and_zones_exclude_each_other():
+    with pytest.raises(CloudError, match="only one of availability_zone and availability_zones"):
+        parse_vm_type(
+            {"instance_type": "f", "availability_zone": "z1", "availability_zones": ["z2"]},
+            _config(ignore_server_availability_zone=True),
+        )
+
+
+def test_loadbalancer_pools_are_not_supported_with_a_clear_message():
+    with pytest.raises(NotSupported, match=r"loadbalancer_pools.*Octavia"):
+        parse_vm_type(
+            {"instance_type": "f", "loadbalancer_pools": [{"name": "p", "port": 80}]}, CONFIG
+        )
+
+
+def test_manual_network_without_type_and_gateway_of_a_single_network():
+    plan = parse_networks({"a": {"ip": "10.0.0.5", "cloud_properties": {"net_id": "n"}}})
+    assert plan.manual[0].type == "manual"
+    assert plan.gateway is plan.private[0]
+    assert plan.vip is None
+
+
+def test_gateway_of_several_networks_is_the_one_marked_default():
+    plan = parse_networks(
+        {
+            "a": _manual(net_id="n1"),
+            "b": _manual(ip="10.1.0.5", net_id="n2", default=["dns", "gateway"]),
+            "v": {"type": "vip", "ip": "1.2.3.4", "cloud_properties": {"security_groups": ["x"]}},
+        }
+    )
+    assert plan.gateway is not None and plan.gateway.name == "b"
+    assert plan.vip is not None and plan.vip.ip == "1.2.3.4"
+    assert plan.security_groups == ("x",)
+
+
+def test_network_security_groups_are_the_sorted_union():
+    plan = parse_networks(
+        {
+            "a": _manual(cloud_properties={"net_id": "n1", "security_groups": ["z", "a"]}),
+            "b": {"type": "dynamic", "cloud_properties": {"security_groups": ["a", "m"]}},
+        }
+    )
+    assert plan.security_groups == ("a", "m", "z")
+
+
+def test_ipv6_manual_address_is_accepted():
+    plan = parse_networks({"v6": _manual(ip="fd00:1::10")})
+    assert plan.manual[0].ip == "fd00:1::10"
+
+
+@pytest.mark.parametrize(
+    ("networks", "fragment"),
+    [
+        ({}, "at least one manual or dynamic network"),
+        ({"v": {"type": "vip", "ip": "1.2.3.4"}}, "at least one manual or dynamic"),
+        ({"a": {"type": "dynamic"}, "b": {"type": "dynamic"}}, "only one dynamic network"),
+        (
+            {
+                "a": _manual(),
+                "v1": {"type": "vip", "ip": "1.1.1.1"},
+                "v2": {"type": "vip", "ip": "2.2.2.2"},
+            },
+            "only one vip network",
+        ),
+        ({"a": {"type": "manual", "ip": "10.0.0.5"}}, "needs cloud_properties.net_id"),
+        ({"a": _manual(), "b": _manual(ip="10.0.0.6")}, "use the same net_id net-1"),
+        ({"a": {"type": "bridged"}}, "handles manual, dynamic and vip"),
+        ({"a": _manual(ip="10.0.0")}, "is not an IP address"),
+        ({"a": _manual(), "v": {"type": "vip"}}, "vip network v has no ip"),
+        (
+            {"a": {"type": "dynamic", "cloud_properties": {"security_groups": "x"}}},
+            "security_groups must be an array",
+        ),
+    ],
+)
+def test_invalid_networks(networks, fragment):
+    with pytest.raises(CloudError, match=fragment):
+        parse_networks(networks)
+
+
+def test_several_networks_need_static_settings_and_a_config_drive():
+    plan = parse_networks({"a": _manual(net_id="n1"), "b": _manual(ip="10.1.0.1", net_id="n2")})
+    with pytest.raises(VMCreationFailed) as raised:
+        check_multiple_networks(plan, CONFIG)
+    assert "openstack.use_dhcp: false" in raised.value.message
+    assert "openstack.config_drive: cdrom" in raised.value.message
+    assert raised.value.ok_to_retry is False
+    check_multiple_networks(plan, _config(use_dhcp=False, config_drive="cdrom"))
+
+
+def test_one_network_needs_nothing_special():
+    check_multiple_networks(parse_networks({"a": _manual()}), CONFIG)
+
+
+def test_light_stemcell_cid_names_the_image():
+    assert stemcell_image_id("abc light") == "abc"
+    assert stemcell_image_id("abc") == "abc"
+    with pytest.raises(CloudError):
+        stemcell_image_id(" light")
