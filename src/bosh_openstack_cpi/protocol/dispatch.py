@@ -60,17 +60,14 @@ METHODS: dict[str, Method] = {
     "info": Method("info", "info", (), needs_cloud=False),
     # stemcells
     "create_stemcell": Method(
-        None,
+        "stemcells",
         "create_stemcell",
         _args(("image_path", STR), ("cloud_properties", OBJ), ("env", OBJ, False)),
-        unavailable=_NOT_YET,
     ),
-    "delete_stemcell": Method(
-        None, "delete_stemcell", _args(("stemcell_cid", STR)), unavailable=_NOT_YET
-    ),
+    "delete_stemcell": Method("stemcells", "delete_stemcell", _args(("stemcell_cid", STR))),
     # VMs
     "create_vm": Method(
-        None,
+        "vms",
         "create_vm",
         _args(
             ("agent_id", STR),
@@ -80,57 +77,38 @@ METHODS: dict[str, Method] = {
             ("disk_cids", ARR, False),
             ("env", OBJ, False),
         ),
-        unavailable=_NOT_YET,
     ),
-    "delete_vm": Method(None, "delete_vm", _args(("vm_cid", STR)), unavailable=_NOT_YET),
+    "delete_vm": Method("vms", "delete_vm", _args(("vm_cid", STR))),
     "has_vm": Method("vms", "has_vm", _args(("vm_cid", STR))),
-    "reboot_vm": Method(None, "reboot_vm", _args(("vm_cid", STR)), unavailable=_NOT_YET),
-    "set_vm_metadata": Method(
-        None, "set_vm_metadata", _args(("vm_cid", STR), ("metadata", OBJ)), unavailable=_NOT_YET
-    ),
+    "reboot_vm": Method("vms", "reboot_vm", _args(("vm_cid", STR))),
+    "set_vm_metadata": Method("vms", "set_vm_metadata", _args(("vm_cid", STR), ("metadata", OBJ))),
     "calculate_vm_cloud_properties": Method(
-        None,
-        "calculate_vm_cloud_properties",
-        _args(("vm_resources", OBJ)),
-        unavailable=_NOT_YET,
+        "vms", "calculate_vm_cloud_properties", _args(("vm_resources", OBJ))
     ),
     # disks
     "create_disk": Method(
-        None,
+        "disks",
         "create_disk",
         _args(("size", INT), ("cloud_properties", OBJ), ("vm_cid", STR_OR_NULL, False)),
-        unavailable=_NOT_YET,
     ),
-    "delete_disk": Method(None, "delete_disk", _args(("disk_cid", STR)), unavailable=_NOT_YET),
-    "has_disk": Method(None, "has_disk", _args(("disk_cid", STR)), unavailable=_NOT_YET),
-    "attach_disk": Method(
-        None, "attach_disk", _args(("vm_cid", STR), ("disk_cid", STR)), unavailable=_NOT_YET
-    ),
-    "detach_disk": Method(
-        None, "detach_disk", _args(("vm_cid", STR), ("disk_cid", STR)), unavailable=_NOT_YET
-    ),
-    "get_disks": Method(None, "get_disks", _args(("vm_cid", STR)), unavailable=_NOT_YET),
+    "delete_disk": Method("disks", "delete_disk", _args(("disk_cid", STR))),
+    "has_disk": Method("disks", "has_disk", _args(("disk_cid", STR))),
+    "attach_disk": Method("disks", "attach_disk", _args(("vm_cid", STR), ("disk_cid", STR))),
+    "detach_disk": Method("disks", "detach_disk", _args(("vm_cid", STR), ("disk_cid", STR))),
+    "get_disks": Method("disks", "get_disks", _args(("vm_cid", STR))),
     "set_disk_metadata": Method(
-        None, "set_disk_metadata", _args(("disk_cid", STR), ("metadata", OBJ)), unavailable=_NOT_YET
+        "disks", "set_disk_metadata", _args(("disk_cid", STR), ("metadata", OBJ))
     ),
-    "resize_disk": Method(
-        None, "resize_disk", _args(("disk_cid", STR), ("new_size", INT)), unavailable=_NOT_YET
-    ),
+    "resize_disk": Method("disks", "resize_disk", _args(("disk_cid", STR), ("new_size", INT))),
     "update_disk": Method(
-        None,
+        "disks",
         "update_disk",
         _args(("disk_cid", STR), ("new_size", INT), ("cloud_properties", OBJ)),
-        unavailable=_NOT_YET,
     ),
     "snapshot_disk": Method(
-        None,
-        "snapshot_disk",
-        _args(("disk_cid", STR), ("metadata", OBJ, False)),
-        unavailable=_NOT_YET,
+        "snapshots", "snapshot_disk", _args(("disk_cid", STR), ("metadata", OBJ, False))
     ),
-    "delete_snapshot": Method(
-        None, "delete_snapshot", _args(("snapshot_cid", STR)), unavailable=_NOT_YET
-    ),
+    "delete_snapshot": Method("snapshots", "delete_snapshot", _args(("snapshot_cid", STR))),
     # never part of the OpenStack CPI (the reference answers NotImplemented as well)
     "current_vm_id": Method(None, "current_vm_id", (), unavailable=_NEVER),
     "create_network": Method(

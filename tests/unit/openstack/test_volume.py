@@ -1,0 +1,234 @@
+"""The Cinder adapter against a faked Cinder (requests-mock), for what the real cloud does
+not do on demand: lost answers to creates, volumes stuck in `creating`, old microversions,
+refusals and user messages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import openstack
+import pytest
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+
+from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack.volume import Refused, Volume
+from bosh_openstack_cpi.protocol.errors import CloudError
+
+AUTH_URL = "http://keystone.test/v3"
+CINDER = "http://cinder.test:8776/v3/p"
+VOLUME_ID = "5a1f0c3e-0000-4000-8000-000000000001"
+SNAPSHOT_ID = "5a1f0c3e-0000-4000-8000-0000000000aa"
+
+
+def _token() -> dict[str, Any]:
+    domain = {"id": "default", "name": "Default"}
+    endpoint = {"interface": "public", "region": "RegionOne", "region_id": "RegionOne"}
+    return {
+        "token": {
+            "methods": ["password"],
+            "expires_at": "2099-01-01T00:00:00.000000Z",
+            "issued_at": "2020-01-01T00:00:00.000000Z",
+            "user": {"id": "u", "name": "bosh", "domain": domain},
+            "project": {"id": "p", "name": "bosh", "domain": domain},
+            "catalog": [
+                {
+                    "type": "block-storage",
+                    "name": "cinder",
+                    "id": "s",
+                    "endpoints": [{**endpoint, "url": CINDER, "id": "e"}],
+                }
+            ],
+        }
+    }
+
+
+def fake_cinder(requests_mock: Any, max_version: str = "3.70", **config: Any) -> Volume:
+    requests_mock.post(f"{AUTH_URL}/auth/tokens", json=_token(), headers={"X-Subject-Token": "t"})
+    versions = {
+        "versions": [
+            {
+                "id": "v3.0",
+                "status": "CURRENT",
+                "version": max_version,
+                "min_version": "3.0",
+                "links": [{"rel": "self", "href": "http://cinder.test:8776/v3/"}],
+            }
+        ]
+    }
+    requests_mock.get(re.compile(r"http://cinder\.test:8776/(v3/?)?$"), json=versions)
+    auth = v3.Password(
+        auth_url=AUTH_URL,
+        username="bosh",
+        password="secret",
+        project_name="bosh",
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
+    connection = openstack.connection.Connection(
+        session=session.Session(auth=auth),
+        region_name="RegionOne",
+        interface="public",
+        connect_retries=0,
+        status_code_retries=0,
+    )
+    settings = {"state_timeout": 2.0, "wait_resource_poll_interval": 0.01, **config}
+    adapter = Volume(connection, OpenStackConfig(auth_url=AUTH_URL, **settings))
+    adapter._sleep = lambda _: None
+    return adapter
+
+
+def volume_body(status: str = "available", **fields: Any) -> dict[str, Any]:
+    return {
+        "volume": {
+            "id": VOLUME_ID,
+            "name": "volume-x",
+            "status": status,
+            "size": 1,
+            "attachments": [],
+            **fields,
+        }
+    }
+
+
+def _posts(requests_mock: Any, path: str) -> int:
+    return sum(1 for r in requests_mock.request_history if r.method == "POST" and path in r.url)
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_name_not_sent_again(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    requests_mock.post(f"{CINDER}/volumes", status_code=503)
+    requests_mock.get(
+        f"{CINDER}/volumes/detail?name=volume-x",
+        json={"volumes": [volume_body("creating")["volume"]]},
+    )
+    found = volumes.create_volume(
+        name="volume-x", size_gib=1, volume_type=None, availability_zone=None, metadata={}
+    )
+    assert found == VOLUME_ID
+    assert _posts(requests_mock, "/volumes") == 1
+
+
+def test_a_create_that_never_arrived_is_sent_again(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    requests_mock.post(
+        f"{CINDER}/volumes",
+        [{"status_code": 503}, {"status_code": 202, "json": volume_body("creating")}],
+    )
+    requests_mock.get(f"{CINDER}/volumes/detail?name=volume-x", json={"volumes": []})
+    found = volumes.create_volume(
+        name="volume-x", size_gib=1, volume_type="fast", availability_zone="z1", metadata={}
+    )
+    assert found == VOLUME_ID
+    assert _posts(requests_mock, "/volumes") == 2
+    sent = requests_mock.request_history[-1].json()["volume"]
+    assert sent["volume_type"] == "fast"
+    assert sent["availability_zone"] == "z1"
+
+
+def test_an_unknown_volume_type_lists_the_known_ones(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    requests_mock.post(
+        f"{CINDER}/volumes",
+        status_code=404,
+        json={"itemNotFound": {"code": 404, "message": "Volume type fast could not be found."}},
+    )
+    requests_mock.get(
+        f"{CINDER}/types",
+        json={"volume_types": [{"id": "1", "name": "ssd"}, {"id": "2", "name": "hdd"}]},
+    )
+    with pytest.raises(CloudError) as raised:
+        volumes.create_volume(
+            name="volume-x", size_gib=1, volume_type="fast", availability_zone=None, metadata={}
+        )
+    assert "no volume type 'fast'" in raised.value.message
+    assert "hdd, ssd" in raised.value.message
+
+
+def test_a_zone_cinder_does_not_know_points_to_ignore_server_availability_zone(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    requests_mock.post(
+        f"{CINDER}/volumes",
+        status_code=400,
+        json={"badRequest": {"code": 400, "message": "Availability zone 'nova-2' is invalid."}},
+    )
+    with pytest.raises(CloudError) as raised:
+        volumes.create_volume(
+            name="volume-x", size_gib=1, volume_type=None, availability_zone="nova-2", metadata={}
+        )
+    assert "ignore_server_availability_zone" in raised.value.message
+
+
+def test_removal_waits_for_a_volume_still_being_created(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    refusal = {"badRequest": {"code": 400, "message": "Volume status must be available"}}
+    requests_mock.delete(
+        f"{CINDER}/volumes/{VOLUME_ID}",
+        [{"status_code": 400, "json": refusal}, {"status_code": 202}],
+    )
+    requests_mock.get(
+        f"{CINDER}/volumes/{VOLUME_ID}",
+        [
+            {"json": volume_body("creating")},
+            {"json": volume_body("available")},
+            {"json": volume_body("deleting")},
+            {"status_code": 404, "json": {}},
+        ],
+    )
+    volumes.remove_volume(VOLUME_ID, timeout=5)
+    deletes = [r for r in requests_mock.request_history if r.method == "DELETE"]
+    assert len(deletes) == 2
+
+
+def test_a_refused_delete_keeps_cinders_words(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    refusal = {"badRequest": {"code": 400, "message": "Volume must not have snapshots."}}
+    requests_mock.delete(f"{CINDER}/volumes/{VOLUME_ID}", status_code=400, json=refusal)
+    with pytest.raises(Refused) as raised:
+        volumes.delete_volume(VOLUME_ID)
+    assert raised.value.detail == "Volume must not have snapshots."
+
+
+def test_extending_attached_volumes_needs_microversion_3_42(requests_mock):
+    assert fake_cinder(requests_mock, max_version="3.70").can_extend_attached()
+    requests_mock.reset_mock()
+    assert not fake_cinder(requests_mock, max_version="3.27").can_extend_attached()
+
+
+def test_failure_reason_comes_from_cinder_messages(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    words = "schedule allocate volume: Could not find any available weighted backend."
+    requests_mock.get(
+        f"{CINDER}/messages?resource_uuid={VOLUME_ID}",
+        json={"messages": [{"user_message": words}, {"user_message": words}]},
+    )
+    assert volumes.failure_reason(VOLUME_ID) == words  # once, not twice
+    sent = requests_mock.request_history[-1]
+    assert sent.headers["OpenStack-API-Version"] == "volume 3.3"
+
+
+def test_failure_reason_is_optional(requests_mock):
+    volumes = fake_cinder(requests_mock, max_version="3.0")
+    assert volumes.failure_reason(VOLUME_ID) is None  # no messages API before 3.3
+
+
+def test_snapshot_create_sends_force_metadata_and_description(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    requests_mock.post(
+        f"{CINDER}/snapshots",
+        status_code=202,
+        json={"snapshot": {"id": SNAPSHOT_ID, "status": "creating", "volume_id": VOLUME_ID}},
+    )
+    snapshot_id = volumes.create_snapshot(
+        volume_id=VOLUME_ID, name="snapshot-x", description="d/j/0/sdc", metadata={"a": "b"}
+    )
+    assert snapshot_id == SNAPSHOT_ID
+    sent = requests_mock.request_history[-1].json()["snapshot"]
+    assert sent == {
+        "volume_id": VOLUME_ID,
+        "name": "snapshot-x",
+        "description": "d/j/0/sdc",
+        "force": True,
+        "metadata": {"a": "b"},
+    }
