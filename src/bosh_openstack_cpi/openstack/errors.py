@@ -59,7 +59,7 @@ def api_errors(service: str, action: str) -> Iterator[None]:
             f"The Keystone catalog has no {service} endpoint ({error}); check openstack.region "
             "and openstack.endpoint_type"
         ) from None
-    except (ksa.ConnectFailure, ksa.ConnectTimeout) as error:
+    except (ksa.ConnectionError, ksa.ConnectTimeout) as error:
         raise CloudError(
             f"Cannot reach OpenStack {service} to {action}: {connection_problem(error)}"
         ) from None

@@ -37,7 +37,12 @@ DEFAULT_BUDGET = 60.0
 
 
 def _over_limit(error: sdk.HttpException) -> bool:
-    return error.status_code == 413 and "overlimit" in (error.details or str(error)).lower()
+    """Nova's rate limit answers 413 with an `overLimit` body (a plain 413 is a size error)."""
+    if error.status_code != 413:
+        return False
+    response = getattr(error, "response", None)
+    body = response.text if response is not None else ""
+    return "overlimit" in f"{body} {error.details or ''}".lower()
 
 
 def retry_after(error: Exception) -> float | None:
@@ -70,11 +75,15 @@ def retry_after(error: Exception) -> float | None:
 def is_transient(error: Exception) -> bool:
     if isinstance(error, sdk.HttpException):
         return error.status_code in TRANSIENT_STATUS or _over_limit(error)
+    if isinstance(error, ksa.RequestTimeout):  # HTTP 408: the server gave up waiting
+        return True
     if isinstance(error, ksa.HttpError):  # keystoneauth's own, e.g. from token requests
         return error.http_status in TRANSIENT_STATUS
     if isinstance(error, ksa.SSLError):  # a certificate problem does not go away
         return False
-    return isinstance(error, ksa.ConnectFailure | ksa.ConnectTimeout | ksa.RequestTimeout)
+    # ConnectionError covers refused and reset connections and cut-off answers
+    # (UnknownConnectionError); timeouts are ConnectTimeout or RequestTimeout.
+    return isinstance(error, ksa.ConnectionError | ksa.RequestTimeout)
 
 
 def _is_refused(error: Exception) -> bool:

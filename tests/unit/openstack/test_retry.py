@@ -65,6 +65,20 @@ def test_plain_413_and_client_errors_are_not_retried():
         assert action.calls == 1
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        ksa.ConnectFailure("refused"),
+        ksa.UnknownConnectionError("cut off", ConnectionResetError()),
+        ksa.ConnectTimeout("slow"),
+        ksa.RequestTimeout("slow"),
+    ],
+)
+def test_reads_retry_connection_problems(error):
+    action = Flaky(error)
+    assert retry.idempotent(action, "get", sleep=lambda _: None) == "ok"
+
+
 def test_attempts_are_bounded():
     action = Flaky(*[_http_error(503) for _ in range(20)])
     with pytest.raises(sdk.HttpException):

@@ -1,0 +1,70 @@
+"""Authentication and lookups through injected faults (fault proxy, real cloud)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.faults import faulty_cloud, proxied_auth_url
+from tools import fault_proxy as fp
+from tools.cpi_process import CpiProcess
+
+
+def _has_vm(cpi_for: Callable[..., CpiProcess], proxy: fp.FaultProxy, cloud: dict[str, Any]):
+    cpi = cpi_for(auth_url=proxied_auth_url(proxy, cloud), token_cache=False)
+    return cpi.call("has_vm", str(uuid.uuid4()))
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        fp.error(503),
+        fp.error(500),
+        fp.error(502),
+        fp.error(504),
+        fp.error(429, retry_after=1),
+        fp.error(413, retry_after=1),
+        fp.reset(),
+        fp.reset_after(),
+        fp.truncate(),
+    ],
+    ids=lambda f: f.describe(),
+)
+def test_lookups_survive_one_transient_fault(
+    cpi_for: Callable[..., CpiProcess], admin: Any, cloud: dict[str, Any], fault: fp.Fault
+):
+    plan = fp.FaultPlan().when(fault, service="compute", path_contains="/servers/")
+    with faulty_cloud(admin, cloud, plan) as proxy:
+        result = _has_vm(cpi_for, proxy, cloud)
+    assert result.error is None, result.error
+    assert result.result is False
+    assert len(proxy.injected()) == 1
+
+
+def test_persistent_server_errors_end_in_a_cloud_error_naming_the_service(
+    cpi_for: Callable[..., CpiProcess], admin: Any, cloud: dict[str, Any]
+):
+    plan = fp.FaultPlan().when(
+        fp.error(503), service="compute", path_contains="/servers/", times=100
+    )
+    with faulty_cloud(admin, cloud, plan) as proxy:
+        result = _has_vm(cpi_for, proxy, cloud)
+    assert result.error is not None
+    assert result.error["type"] == "Bosh::Clouds::CloudError"
+    assert "Compute" in result.error["message"]
+    assert "503" in result.error["message"]
+    assert result.error["ok_to_retry"] is False
+
+
+def test_keystone_outage_is_reported_as_such(
+    cpi_for: Callable[..., CpiProcess], admin: Any, cloud: dict[str, Any]
+):
+    plan = fp.FaultPlan().when(fp.error(503), service="identity", times=100)
+    with faulty_cloud(admin, cloud, plan) as proxy:
+        result = _has_vm(cpi_for, proxy, cloud)
+    assert result.error is not None
+    assert "Keystone" in result.error["message"]
+    assert cloud["openstack"]["api_key"] not in result.all_output
