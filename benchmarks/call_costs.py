@@ -1,0 +1,82 @@
+"""Per-call costs the director pays: `info`, and `has_vm` with and without the token
+cache, side by side in one interleaved run, with the requests each makes.
+
+    .venv/bin/python -m benchmarks.call_costs [--rounds 15] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from benchmarks.report import write_section
+from tools.cloud_description import cpi_document, load_description, write_cpi_json
+from tools.cpi_process import CpiProcess, cpi_command
+from tools.request_log import LOG_LEVEL_ENV, count_requests
+
+TITLE = "per-call costs"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--write", action="store_true")
+    options = parser.parse_args()
+    cloud = load_description()
+    with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
+        cases: dict[str, CpiProcess] = {}
+        for name, cache in (("has_vm, token cache on", True), ("has_vm, token cache off", False)):
+            directory = Path(scratch) / name.replace(" ", "_").replace(",", "")
+            directory.mkdir()
+            config = write_cpi_json(directory, cpi_document(cloud, token_cache=cache))
+            cpi = CpiProcess(cpi_command(config))
+            cpi.env.update({"TMPDIR": str(directory), **LOG_LEVEL_ENV})
+            cases[name] = cpi
+        info = CpiProcess(cpi_command(Path(scratch) / "unused.json"))
+        walls: dict[str, list[float]] = {"info": [], **{name: [] for name in cases}}
+        requests: dict[str, dict[str, int]] = {}
+        for cpi in cases.values():  # warm-up; fills the cache of the cached case
+            cpi.call("has_vm", str(uuid.uuid4()))
+        for _ in range(options.rounds):
+            walls["info"].append(info.call("info").seconds * 1000)
+            for name, cpi in cases.items():
+                result = cpi.call("has_vm", str(uuid.uuid4()))
+                if result.error is not None:
+                    raise RuntimeError(result.error["message"])
+                walls[name].append(result.seconds * 1000)
+                requests[name] = count_requests(result.stderr)
+    on = statistics.median(walls["has_vm, token cache on"])
+    off = statistics.median(walls["has_vm, token cache off"])
+    lines = [
+        f"Command: `.venv/bin/python -m benchmarks.call_costs --rounds {options.rounds} --write`"
+        f" ({time.strftime('%Y-%m-%d')}, local test cloud, interleaved rounds; wall time of the"
+        " whole process, request on stdin to exit)",
+        "",
+        "| call | median (ms) | min (ms) | requests |",
+        "|---|---|---|---|",
+    ]
+    for name, values in walls.items():
+        counted = requests.get(name, {"total": 0})
+        detail = ", ".join(f"{k} {v}" for k, v in counted.items() if k != "total")
+        lines.append(
+            f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} "
+            f"| {counted['total']}{f' ({detail})' if detail else ''} |"
+        )
+    lines += [
+        "",
+        f"has_vm with the token cache / without: {on / off:.2f} (goal ≤ 0.5).",
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if options.write:
+        write_section(TITLE, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
