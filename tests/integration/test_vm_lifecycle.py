@@ -193,3 +193,34 @@ def test_zone_of_the_vm_type(
             assert actual == zone
         else:
             assert actual in cloud["resources"]["availability_zones"]
+
+
+def test_delete_vm_removes_ports_the_reference_cpi_created(
+    cpi: CpiProcess, cloud: dict[str, Any], project_sdk: Any
+):
+    """A VM made by the reference CPI (drop-in replacement): its pre-created port has no
+    description of ours, and delete_vm must still delete it, as the reference does."""
+    resources = cloud["resources"]
+    network = resources["networks"]["manual_1"]
+    port = project_sdk.network.create_port(
+        network_id=network["id"], fixed_ips=[{"ip_address": vs.static_ip(cloud, "manual_1", -7)}]
+    )
+    server = None
+    try:
+        server = project_sdk.compute.create_server(
+            name=f"vm-{uuid.uuid4()}",
+            image_id=resources["image_id"],
+            flavor_id=project_sdk.compute.find_flavor(resources["flavors"]["default"]).id,
+            networks=[{"port": port.id}],
+        )
+        project_sdk.compute.wait_for_server(server, wait=120, interval=0.5)
+        result = cpi.call("delete_vm", server.id)
+        assert result.error is None, result.error
+        assert project_sdk.compute.find_server(server.id) is None
+        assert project_sdk.network.find_port(port.id) is None
+    finally:
+        if server is not None and project_sdk.compute.find_server(server.id) is not None:
+            project_sdk.compute.delete_server(server.id)
+            project_sdk.compute.wait_for_delete(server, wait=120, interval=0.5)
+        if project_sdk.network.find_port(port.id) is not None:
+            project_sdk.network.delete_port(port.id)

@@ -608,12 +608,15 @@ class _ZoneFailure(Exception):
 
 # --- delete_vm ---------------------------------------------------------------------------
 def delete_vm(call: Call, vm_cid: str) -> None:
-    """Delete the server, wait until it is gone, then delete the ports the CPI created for
-    it (deleting a port also frees its floating IP). A missing server is not an error."""
+    """Delete the server, wait until it is gone, then delete the ports that were attached
+    to it (deleting a port also frees its floating IP). A missing server is not an error.
+
+    Nova deletes the ports it created itself; the ones left are pre-created ports: ours,
+    or the reference CPI's (no description) for VMs it created, which a drop-in
+    replacement must clean up the same way."""
     cloud = call.cloud
     config = call.config.openstack
     ports = cloud.network.server_ports(vm_cid)
-    ours = [p for p in ports if tagging.director_of_port(p.description) is not None]
     if cloud.compute.delete_server(vm_cid):
         log.info("Deleting server %s", vm_cid)
         cloud.compute.wait_until_gone(
@@ -621,7 +624,7 @@ def delete_vm(call: Call, vm_cid: str) -> None:
         )
     else:
         log.info("Server %s not found, nothing to delete", vm_cid)
-    for port in ours:
+    for port in ports:
         if cloud.network.delete_port(port.id):
             log.info("Deleted port %s (%s)", port.id, ", ".join(port.ips))
 
