@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (the director's timeout, an operator) becomes KeyboardInterrupt, which the
     # dispatcher turns into an error response after the call's own clean-up ran.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     raw = sys.stdin.buffer.read()
 
     response_fd = os.dup(1)
