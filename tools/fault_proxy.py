@@ -12,6 +12,14 @@ whether to pass it through or to inject a fault:
     slow(seconds)                     forward after a delay
     truncate()                        forward, answer with half the body
     kill(pid_getter)                  SIGKILL the CPI when this request arrives (then reset)
+    kill_after(pid_getter)            forward, then SIGKILL the CPI before it gets the answer
+    term(pid_getter, delay)           SIGTERM the CPI when this request arrives, then forward
+                                      it after `delay` (the signal lands while the CPI waits)
+    echo(status, style)               an answer quoting the request, as validation errors of
+                                      OpenStack APIs quote their input (secrets included):
+                                      style "body" (the whole body), "fields" (each field's
+                                      value, bare, as Nova's "Value: ..."), "html" (not even
+                                      JSON: a broken proxy in the way)
 
 Every request is recorded (service, method, path, fault, status) for the reports.
 Loopback only: upstreams must be 127.0.0.0/8 addresses.
@@ -19,6 +27,7 @@ Loopback only: upstreams must be 127.0.0.0/8 addresses.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -50,13 +59,17 @@ HOP_BY_HOP = frozenset(
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # error, error_after, reset, reset_after, slow, truncate, kill
+    kind: str  # error, error_after, reset, reset_after, slow, truncate, kill, kill_after,
+    # term, echo
     status: int = 0
     retry_after: float | None = None
     seconds: float = 0.0
     pid: Callable[[], int | None] | None = None
+    style: str = ""
 
     def describe(self) -> str:
+        if self.kind == "echo":
+            return f"echo {self.status} ({self.style})"
         if self.kind in ("error", "error_after"):
             return f"{self.kind} {self.status}"
         if self.kind == "slow":
@@ -80,6 +93,10 @@ def reset_after() -> Fault:
     return Fault("reset_after")
 
 
+def echo(status: int = 400, style: str = "body") -> Fault:
+    return Fault("echo", status=status, style=style)
+
+
 def slow(seconds: float) -> Fault:
     return Fault("slow", seconds=seconds)
 
@@ -90,6 +107,14 @@ def truncate() -> Fault:
 
 def kill(pid: Callable[[], int | None]) -> Fault:
     return Fault("kill", pid=pid)
+
+
+def kill_after(pid: Callable[[], int | None]) -> Fault:
+    return Fault("kill_after", pid=pid)
+
+
+def term(pid: Callable[[], int | None], delay: float = 0.3) -> Fault:
+    return Fault("term", pid=pid, seconds=delay)
 
 
 @dataclass
@@ -234,19 +259,26 @@ class FaultProxy:
                         "reset_after",
                         "slow",
                         "truncate",
+                        "kill_after",
+                        "term",
                     ):
-                        if fault is not None and fault.kind == "slow":
+                        if fault is not None and fault.kind == "term":
+                            _signal(fault, signal.SIGTERM)
+                        if fault is not None and fault.kind in ("slow", "term"):
                             time.sleep(fault.seconds)
                         status = self._forward_and_answer(body, fault)
                     elif fault.kind == "error":
                         status = self._send_error(fault)
+                    elif fault.kind == "echo":
+                        status = self._send_error(fault, quoting=body)
                     elif fault.kind == "kill":
-                        pid = fault.pid() if fault.pid else None
-                        if pid:
-                            os.kill(pid, signal.SIGKILL)
+                        _signal(fault, signal.SIGKILL)
                         self._reset()
                     else:
                         self._reset()
+                except (BrokenPipeError, ConnectionResetError):
+                    # the CPI gave up (its read timeout) or was killed: nobody to answer
+                    self.close_connection = True
                 finally:
                     proxy._record(
                         Record(
@@ -275,7 +307,9 @@ class FaultProxy:
 
             def _forward_and_answer(self, body: bytes, fault: Fault | None) -> int:
                 status, headers, payload = self._forward(body)
-                if fault is not None and fault.kind == "reset_after":
+                if fault is not None and fault.kind in ("reset_after", "kill_after"):
+                    if fault.kind == "kill_after":
+                        _signal(fault, signal.SIGKILL)
                     self._reset()
                     return status
                 if fault is not None and fault.kind == "error_after":
@@ -300,8 +334,12 @@ class FaultProxy:
                 self.wfile.write(payload)
                 return status
 
-            def _send_error(self, fault: Fault) -> int:
-                if fault.status == 413:
+            def _send_error(self, fault: Fault, quoting: bytes | None = None) -> int:
+                if quoting is not None:
+                    message = _quoted(quoting, fault.style)
+                    wrapper = "error" if service == "identity" else "badRequest"
+                    content: dict[str, Any] = {wrapper: {"code": fault.status, "message": message}}
+                elif fault.status == 413:
                     content = {
                         "overLimit": {
                             "code": 413,
@@ -312,8 +350,11 @@ class FaultProxy:
                 else:
                     content = {"error": {"code": fault.status, "message": "injected fault"}}
                 payload = json.dumps(content).encode()
+                html = fault.style == "html"
+                if html:
+                    payload = b"<html>request was: " + (quoting or b"") + b"</html>"
                 self.send_response(fault.status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if html else "application/json")
                 if fault.retry_after is not None:
                     self.send_header("Retry-After", str(int(fault.retry_after)))
                 self.send_header("Content-Length", str(len(payload)))
@@ -335,6 +376,37 @@ class FaultProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _handle
 
         return Handler
+
+
+def _quoted(body: bytes, style: str) -> str:
+    """What a validation error says about the request: the body, or each field's value."""
+    text = body.decode("utf-8", "replace")
+    if style != "fields":
+        return f"Invalid input for this request: {text}"
+    leaves: list[str] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}/{key}" if path else str(key))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, path)
+        else:
+            leaves.append(f"Invalid input for field/attribute {path}. Value: {value}.")
+
+    try:
+        walk(json.loads(text or "null"), "")
+    except ValueError:
+        return f"Invalid input: {text}"
+    return " ".join(leaves)
+
+
+def _signal(fault: Fault, number: int) -> None:
+    pid = fault.pid() if fault.pid else None
+    if pid:
+        with contextlib.suppress(ProcessLookupError):  # it has already finished
+            os.kill(pid, number)
 
 
 def upstreams_from_catalog(

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from bosh_openstack_cpi.protocol.errors import CloudError
+from bosh_openstack_cpi.protocol.redaction import register_secret
 
 SYSTEM_DISK = "/dev/sda"
 EPHEMERAL_DISK = "/dev/sdb"
@@ -87,6 +88,9 @@ def encode(settings: dict[str, Any]) -> str:
     naming the largest parts so the operator knows what to shrink."""
     document = json.dumps(settings, separators=(",", ":")).encode()
     encoded = base64.b64encode(document).decode("ascii")
+    # The agent's secrets, base64-encoded: masked wherever OpenStack might quote it (Nova's
+    # validation errors quote the values they refuse).
+    register_secret(encoded)
     if len(encoded) > USER_DATA_LIMIT:
         parts = sorted(
             (

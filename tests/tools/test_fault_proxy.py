@@ -102,3 +102,54 @@ def test_rules_match_service_method_and_path_a_limited_number_of_times(upstream:
 def test_refuses_non_loopback_upstreams():
     with pytest.raises(ValueError, match="non-loopback"):
         fault_proxy.FaultProxy({"compute": "http://10.1.2.3:8774"})
+
+
+def _sleeper() -> Any:
+    import subprocess
+
+    return subprocess.Popen(["sleep", "30"])
+
+
+def test_kill_after_forwards_then_kills(upstream: str):
+    process = _sleeper()
+    plan = fault_proxy.FaultPlan().at(1, fault_proxy.kill_after(lambda: process.pid))
+    with fault_proxy.FaultProxy({"compute": upstream}, plan) as proxy:
+        port = int(proxy.url("compute").split(":")[-1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/x")
+            with pytest.raises((ConnectionError, http.client.HTTPException)):
+                connection.getresponse().read()
+        finally:
+            connection.close()
+    assert process.wait(timeout=10) == -9
+    assert proxy.records[0].status == 200  # the upstream did answer
+    assert proxy.records[0].fault == "kill_after"
+
+
+def test_term_signals_then_forwards(upstream: str):
+    process = _sleeper()
+    plan = fault_proxy.FaultPlan().at(1, fault_proxy.term(lambda: process.pid, delay=0.1))
+    with fault_proxy.FaultProxy({"compute": upstream}, plan) as proxy:
+        assert _get(proxy.url("compute"))[0] == 200
+    assert process.wait(timeout=10) == -15
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("body", 'Invalid input for this request: {"auth": {"password": "s3cret"}}'),
+        ("fields", "Invalid input for field/attribute auth/password. Value: s3cret."),
+    ],
+)
+def test_echo_quotes_the_request(upstream: str, style: str, expected: str):
+    plan = fault_proxy.FaultPlan().at(1, fault_proxy.echo(400, style))
+    with fault_proxy.FaultProxy({"identity": upstream}, plan) as proxy:
+        parts = proxy.url("identity").split(":")
+        connection = http.client.HTTPConnection("127.0.0.1", int(parts[-1]), timeout=10)
+        connection.request("POST", "/v3/auth/tokens", body=b'{"auth": {"password": "s3cret"}}')
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+    assert response.status == 400
+    assert body["error"]["message"] == expected

@@ -85,3 +85,15 @@ def test_too_large_settings_name_the_largest_parts_and_not_their_content():
 
 def test_placeholder_mac_has_the_length_of_a_real_one():
     assert len(agent_settings.PLACEHOLDER_MAC) == len("fa:16:3e:7e:7b:06")
+
+
+def test_encoded_user_data_is_a_secret_wherever_it_is_quoted():
+    """Nova's validation errors quote the values they refuse, user_data too."""
+    from bosh_openstack_cpi.protocol import redaction
+
+    try:
+        encoded = agent_settings.encode({"env": {"bosh": {"password": "x"}}})
+        quoted = f"Invalid input for field/attribute user_data. Value: {encoded}."
+        assert encoded not in redaction.redact(quoted)
+    finally:
+        redaction.forget_secrets()

@@ -16,6 +16,7 @@ from bosh_openstack_cpi.call import Call
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.volume import Refused, Volume, VolumeState
 from bosh_openstack_cpi.protocol.errors import CloudError, DiskNotFound, NotSupported
+from bosh_openstack_cpi.signals import SignalsDeferred
 from bosh_openstack_cpi.tagging import DIRECTOR_UUID_KEY, sanitize_metadata
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,14 @@ def create_disk(
     volumes = call.cloud.volume
     name = f"volume-{uuid.uuid4()}"
     size_gib = size_in_gib(size)
-    volume_id = volumes.create_volume(
-        name=name,
-        size_gib=size_gib,
-        volume_type=volume_type,
-        availability_zone=zone,
-        metadata={DIRECTOR_UUID_KEY: call.director_uuid},
-    )
+    with SignalsDeferred() as signals:  # a SIGTERM now would lose the new volume
+        volume_id = volumes.create_volume(
+            name=name,
+            size_gib=size_gib,
+            volume_type=volume_type,
+            availability_zone=zone,
+            metadata={DIRECTOR_UUID_KEY: call.director_uuid},
+        )
     log.info(
         "Creating volume %s (%s, %d GiB, type %s, zone %s)",
         volume_id,
@@ -102,6 +104,7 @@ def create_disk(
         return None
 
     try:
+        signals.deliver()
         volumes.wait_for_volume(
             volume_id,
             f"volume '{volume_id}' to become available",

@@ -9,6 +9,7 @@ from typing import Any
 from bosh_openstack_cpi.call import Call
 from bosh_openstack_cpi.openstack.volume import Refused, SnapshotState, Volume
 from bosh_openstack_cpi.protocol.errors import CloudError, DiskNotFound
+from bosh_openstack_cpi.signals import SignalsDeferred
 from bosh_openstack_cpi.tagging import DIRECTOR_UUID_KEY, sanitize_metadata
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,13 @@ def snapshot_disk(call: Call, disk_cid: str, metadata: dict[str, Any] | None = N
     tags[DIRECTOR_UUID_KEY] = call.director_uuid
     name = f"snapshot-{uuid.uuid4()}"
     try:
-        snapshot_id = volumes.create_snapshot(
-            volume_id=disk_cid,
-            name=name,
-            description=snapshot_description(metadata, device),
-            metadata=tags,
-        )
+        with SignalsDeferred() as signals:  # a SIGTERM now would lose the new snapshot
+            snapshot_id = volumes.create_snapshot(
+                volume_id=disk_cid,
+                name=name,
+                description=snapshot_description(metadata, device),
+                metadata=tags,
+            )
     except Refused as refused:
         raise CloudError(
             f"Cannot snapshot disk '{disk_cid}' ({state.describe()}): {refused.detail}"
@@ -78,6 +80,7 @@ def snapshot_disk(call: Call, disk_cid: str, metadata: dict[str, Any] | None = N
         return None
 
     try:
+        signals.deliver()
         volumes.wait_for_snapshot(
             snapshot_id,
             f"snapshot '{snapshot_id}' of disk '{disk_cid}' to become available",

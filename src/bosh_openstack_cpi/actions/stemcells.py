@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi.protocol.errors import CloudError
+from bosh_openstack_cpi.signals import SignalsDeferred
 from bosh_openstack_cpi.stemcell_archive import (
     HASH_ALGORITHM,
     SUPPORTED_DISK_FORMATS,
@@ -214,8 +214,15 @@ def _upload_heavy_stemcell(call: Call, image_path: str, attributes: dict[str, st
     with open_root_image(image_path) as root:
         check_disk_format(image_path, attributes["disk_format"], root.head)
         glance = call.cloud.image
-        with _SignalsDeferred() as signals:  # a SIGTERM now would lose the new image's id
-            image = glance.create(attributes)
+        # The image's id is chosen here (Glance accepts one): a create whose answer is lost
+        # is then found by it, and removed by it if the call fails.
+        attributes = {**attributes, "id": str(uuid.uuid4())}
+        try:
+            with SignalsDeferred() as signals:  # a SIGTERM now would lose the new image
+                image = glance.create(attributes)
+        except BaseException:
+            _remove_if_created(glance, attributes["id"])
+            raise
         try:
             signals.deliver()
             log.info(
@@ -236,32 +243,17 @@ def _upload_heavy_stemcell(call: Call, image_path: str, attributes: dict[str, st
     return image.id
 
 
-class _SignalsDeferred:
-    """SIGTERM/SIGINT (KeyboardInterrupt, see cli.py) held back while a create request is
-    in flight, and raised by `deliver()` once the caller can clean up what it created."""
-
-    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self._received: list[int] = []
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _SignalsDeferred:
-        if threading.current_thread() is threading.main_thread():
-            for number in self._SIGNALS:
-                self._previous[number] = signal.signal(number, self._remember)
-        return self
-
-    def _remember(self, number: int, frame: Any) -> None:
-        self._received.append(number)
-
-    def __exit__(self, *exc: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-    def deliver(self) -> None:
-        if self._received:
-            raise KeyboardInterrupt
+def _remove_if_created(glance: Image, image_id: str) -> None:
+    """After a failed create: a request whose answer was lost may have made the image."""
+    try:
+        if glance.delete(image_id):
+            log.info("Deleted image '%s', made by a create whose answer was lost", image_id)
+    except CloudError as cleanup:
+        log.error(
+            "Could not delete image '%s', which a create whose answer was lost may have made: %s",
+            image_id,
+            cleanup.message,
+        )
 
 
 def _upload_with_one_retry(glance: Image, image_id: str, root: RootImage) -> tuple[int, str]:
@@ -272,7 +264,18 @@ def _upload_with_one_retry(glance: Image, image_id: str, root: RootImage) -> tup
         _send(glance, image_id, root)
         return root.size, root.digest
     except TransientUploadError as failure:
-        if not _still_queued(glance, image_id):
+        status = _status_after_failure(glance, image_id)
+        if failure.answer_lost and status in ("saving", "active"):
+            # Glance has the data, only its answer was lost: what it stored is checked next
+            # (size and hash), as after any upload.
+            log.warning(
+                "%s; Glance has image '%s' %s all the same: checking what it stored",
+                failure.message,
+                image_id,
+                status,
+            )
+            return root.size, root.digest
+        if status != "queued":
             raise
         log.warning(
             "%s; Glance kept image '%s' queued, so reading %s again for a second and last attempt",
@@ -286,15 +289,16 @@ def _upload_with_one_retry(glance: Image, image_id: str, root: RootImage) -> tup
         return again.size, again.digest
 
 
-def _still_queued(glance: Image, image_id: str) -> bool:
-    """Whether Glance reset the image after the failed upload (it does when it could
-    clean up), so that the data may be sent again."""
+def _status_after_failure(glance: Image, image_id: str) -> str | None:
+    """The image's status after a failed upload: `queued` when Glance reset it (it does when
+    it could clean up), so that the data may be sent again; `saving` or `active` when it
+    got the data after all. None when it cannot be looked at."""
     try:
         state = glance.get(image_id)
     except CloudError as error:
         log.warning("Could not look at image '%s' after the failed upload: %s", image_id, error)
-        return False
-    return state is not None and state.status == "queued"
+        return None
+    return state.status if state is not None else None
 
 
 def _send(glance: Image, image_id: str, root: RootImage) -> None:

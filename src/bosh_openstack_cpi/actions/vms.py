@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bosh_openstack_cpi import agent_settings, flavors, tagging, vm_properties
 from bosh_openstack_cpi.call import Call
 from bosh_openstack_cpi.protocol.errors import CloudError, CpiError, VMCreationFailed
+from bosh_openstack_cpi.signals import SignalsDeferred
 
 if TYPE_CHECKING:
     from bosh_openstack_cpi.config import OpenStackConfig
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVER_NAME_LIMIT = 255
+# An unbound port of this CPI younger than this may belong to a create_vm that has not yet
+# sent (or Nova not yet acted on) its server request: it is not taken for a leftover.
+STALE_AFTER_SECONDS = 30.0
 # Longest wait for a server whose create request got no answer to show up.
 LOST_ANSWER_SETTLE_LIMIT = 60.0
 
@@ -337,14 +341,18 @@ class _Creation:
             if network.net_id is None or network.ip is None:  # parse_networks refuses these
                 raise CloudError(f"Manual network {network.name} needs net_id and ip")
             pairs = [vrrp_address] if vrrp_address and network is self._plan.gateway else None
-            port = self._cloud.network.create_port(
-                network_id=network.net_id,
-                ip=network.ip,
-                security_group_ids=group_ids,
-                description=description,
-                allowed_address_pairs=pairs,
-            )
-            self.ports[network.name] = port
+            with SignalsDeferred() as signals:  # a SIGTERM now would lose the new port
+                port = self._cloud.network.create_port(
+                    network_id=network.net_id,
+                    ip=network.ip,
+                    security_group_ids=group_ids,
+                    description=description,
+                    name=self.name,
+                    allowed_address_pairs=pairs,
+                    in_use=self._building,
+                )
+                self.ports[network.name] = port
+            signals.deliver()
             log.info(
                 "Created port %s (MAC %s) for %s on network %s",
                 port.id,
@@ -353,6 +361,17 @@ class _Creation:
                 network.name,
             )
         return self.ports
+
+    def _building(self, port: Port) -> bool:
+        """Whether an unbound port holding our IP belongs to a create_vm still at work rather
+        than being left behind: a port of this CPI younger than STALE_AFTER_SECONDS, or one
+        with a server of its name (ports are named after their VM) that Nova has yet to bind
+        it to. Deleting such a port made the other call fail ("Port ... not found")."""
+        if tagging.director_of_port(port.description) is None:
+            return False  # not made by create_vm: a leftover (of the reference CPI, ...)
+        if port.age_seconds() < STALE_AFTER_SECONDS:
+            return True
+        return bool(port.name) and bool(self._cloud.compute.servers_named(port.name))
 
     def boot(
         self,
@@ -402,17 +421,22 @@ class _Creation:
             zone or "(Nova's choice)",
             body.get("networks", "(Nova's choice)"),
         )
-        try:
-            self.server_id = compute.create_server(
-                body, scheduler_hints=hints, microversion=microversion
-            )
-        except ServerCreateRefused as refused:
-            error = self._explain_refusal(refused, zone, zone_from_disks)
-            if "availability zone" in refused.details.lower():
-                raise _ZoneFailure(error) from None
-            raise error from None
-        except ServerCreateUnanswered as unanswered:
-            self.server_id = self._find_after_lost_answer(unanswered)
+        # A SIGTERM is held back until the server's id is known (after a lost answer, until
+        # the server is found or known not to exist): raised earlier, it would lose a server
+        # that Nova goes on to build.
+        with SignalsDeferred() as signals:
+            try:
+                self.server_id = compute.create_server(
+                    body, scheduler_hints=hints, microversion=microversion
+                )
+            except ServerCreateRefused as refused:
+                error = self._explain_refusal(refused, zone, zone_from_disks)
+                if "availability zone" in refused.details.lower():
+                    raise _ZoneFailure(error) from None
+                raise error from None
+            except ServerCreateUnanswered as unanswered:
+                self.server_id = self._find_after_lost_answer(unanswered)
+        signals.deliver()
         try:
             return compute.wait_until_active(
                 self.server_id,
@@ -608,15 +632,20 @@ class _ZoneFailure(Exception):
 
 # --- delete_vm ---------------------------------------------------------------------------
 def delete_vm(call: Call, vm_cid: str) -> None:
-    """Delete the server, wait until it is gone, then delete the ports that were attached
-    to it (deleting a port also frees its floating IP). A missing server is not an error.
+    """Delete the ports attached to the server (deleting a port also frees its floating
+    IP), then the server, and wait until it is gone. A missing server is not an error.
 
-    Nova deletes the ports it created itself; the ones left are pre-created ports: ours,
-    or the reference CPI's (no description) for VMs it created, which a drop-in
-    replacement must clean up the same way."""
+    Pre-created ports (ours, or the reference CPI's, without a description, for VMs it
+    created) outlive the server, and a drop-in replacement must remove them the same way;
+    those Nova created itself it would delete anyway. Ports go first: only while the
+    server exists are they found by its id, so a delete_vm stopped at any point (SIGKILL,
+    SIGTERM, a lost answer) is completed by the director's next delete_vm. Deleted after
+    the server, they would be left behind for good."""
     cloud = call.cloud
     config = call.config.openstack
-    ports = cloud.network.server_ports(vm_cid)
+    for port in cloud.network.server_ports(vm_cid):
+        if cloud.network.delete_port(port.id):
+            log.info("Deleted port %s (%s)", port.id, ", ".join(port.ips))
     if cloud.compute.delete_server(vm_cid):
         log.info("Deleting server %s", vm_cid)
         cloud.compute.wait_until_gone(
@@ -624,9 +653,6 @@ def delete_vm(call: Call, vm_cid: str) -> None:
         )
     else:
         log.info("Server %s not found, nothing to delete", vm_cid)
-    for port in ports:
-        if cloud.network.delete_port(port.id):
-            log.info("Deleted port %s (%s)", port.id, ", ".join(port.ips))
 
 
 # --- reboot_vm ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +30,10 @@ log = logging.getLogger(__name__)
 GONE_STATES = frozenset({"DELETED", "SOFT_DELETED"})
 # Block device mappings with a volume_type.
 VOLUME_TYPE_MICROVERSION = "2.67"
+# How long a server in status DELETED may take to disappear from Nova (see wait_until_gone).
+DELETED_GRACE_SECONDS = 5.0
 # Nova answers with these when it may have acted on the request anyway.
 UNCERTAIN_STATUSES = frozenset({500, 502, 503, 504})
-REFUSED_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -118,16 +120,11 @@ class Compute:
     def _post_unless_sent(
         self, url: str, body: dict[str, Any], *, microversion: str | None = None
     ) -> requests.Response:
-        """A create is sent again only when the connection was refused (it never left)."""
-        for attempt in range(1, REFUSED_ATTEMPTS + 1):
-            try:
-                return self._send("POST", url, json=body, microversion=microversion)
-            except ksa.ConnectFailure as error:
-                if not _never_sent(error) or attempt == REFUSED_ATTEMPTS:
-                    raise
-                log.warning("Nova refused the connection (attempt %d), retrying", attempt)
-                time.sleep(attempt)
-        raise AssertionError("unreachable")
+        """A create is sent again only when the connection was refused (it never left) or
+        Nova rate-limited it (429, 413 overLimit: turned away unprocessed)."""
+        return retry.refused_only(
+            lambda: self._send("POST", url, json=body, microversion=microversion), f"POST {url}"
+        )
 
     def _read(self, url: str, what: str, **kwargs: Any) -> requests.Response:
         return retry.idempotent(lambda: self._send("GET", url, **kwargs), what)
@@ -243,15 +240,28 @@ class Compute:
         return True
 
     def wait_until_gone(self, server_id: str, *, timeout: float, max_interval: float) -> None:
+        """Until Nova no longer knows the server, or keeps it SOFT_DELETED (a reclaim
+        interval). DELETED is the moment before Nova drops the record, while server lists
+        still show it: it is waited out for up to DELETED_GRACE_SECONDS."""
+        deleted_since: list[float] = []
+
         def failure(server: Server | None) -> str | None:
             if server is not None and server.status.upper() == "ERROR" and not server.task_state:
                 return f"Nova could not delete it: {server.fault or 'no fault message'}"
             return None
 
+        def gone(server: Server | None) -> bool:
+            if server is None or server.status.upper() == "SOFT_DELETED":
+                return True
+            if server.status.upper() != "DELETED":
+                return False
+            deleted_since[:] = deleted_since or [time.monotonic()]
+            return time.monotonic() - deleted_since[0] >= DELETED_GRACE_SECONDS
+
         wait_for(
             f"server '{server_id}' to be deleted",
             lambda: self.get_server(server_id),
-            lambda server: server is None or server.is_gone,
+            gone,
             timeout=timeout,
             max_interval=max_interval,
             failure=failure,
@@ -259,18 +269,26 @@ class Compute:
         )
 
     def reboot_server(self, server_id: str) -> None:
-        """Soft reboot; VMNotFound when Nova does not know the server."""
+        """Soft reboot; VMNotFound when Nova does not know the server. A request whose fate
+        is unknown (5xx, lost answer) is sent again: a second soft reboot does no harm, and
+        while the first one is under way Nova refuses it (409), which then means done."""
         action = f"reboot server '{server_id}'"
+        sent = [0]
+
+        def send() -> None:
+            sent[0] += 1
+            self._send("POST", f"/servers/{server_id}/action", json={"reboot": {"type": "SOFT"}})
+
         with api_errors("Compute", action):
             try:
-                retry.refused_only(
-                    lambda: self._send(
-                        "POST", f"/servers/{server_id}/action", json={"reboot": {"type": "SOFT"}}
-                    ),
-                    action,
-                )
+                retry.idempotent(send, action)
             except sdk.NotFoundException:
                 raise VMNotFound(f"VM '{server_id}' not found in Nova: cannot reboot it") from None
+            except sdk.ConflictException:
+                server = self.get_server(server_id) if sent[0] > 1 else None
+                if server is None or not (server.task_state or "").startswith("reboot"):
+                    raise
+                log.info("Server %s is rebooting: an earlier request did arrive", server_id)
 
     def update_server_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
         """Add or replace these keys (others stay); VMNotFound when the server is unknown."""
@@ -381,23 +399,24 @@ class Compute:
         """POST os-volume_attachments; the device Nova reports. DiskNotFound or VMNotFound
         when either is missing; CloudError with Nova's reason otherwise."""
         from bosh_openstack_cpi.openstack import errors as os_errors
-        from bosh_openstack_cpi.openstack.retry import refused_only
         from bosh_openstack_cpi.openstack.volume import Refused, openstack_words
         from bosh_openstack_cpi.protocol.errors import DiskNotFound, VMNotFound
 
         body = {"volumeAttachment": {"volumeId": volume_id, "device": device}}
+        what = f"attach volume {volume_id} to {server_id}"
+
+        def post() -> dict[str, Any]:
+            return self._disk_request(
+                "POST",
+                f"/servers/{server_id}/os-volume_attachments",
+                "attach volume",
+                json=body,
+                retry=False,
+            )
+
         with api_errors("Compute", f"attach volume '{volume_id}' to server '{server_id}'"):
             try:
-                attachment = refused_only(
-                    lambda: self._disk_request(
-                        "POST",
-                        f"/servers/{server_id}/os-volume_attachments",
-                        "attach volume",
-                        json=body,
-                        retry=False,
-                    ),
-                    f"attach volume {volume_id} to {server_id}",
-                )
+                return self._attach_once(post, server_id, volume_id, what)
             except sdk.NotFoundException as error:
                 if _server_missing(error):
                     raise VMNotFound(
@@ -412,8 +431,6 @@ class Compute:
                     f"{os_errors.describe_http_error(error)}",
                     openstack_words(error),
                 ) from None
-        device_used: str | None = (attachment.get("volumeAttachment") or {}).get("device")
-        return device_used
 
     def detach_volume(self, server_id: str, volume_id: str) -> bool:
         """DELETE the attachment; False when the volume is not attached to the server (or
@@ -469,7 +486,31 @@ class Compute:
 
         return idempotent(send, what) if retry else send()
 
+    def _attach_once(
+        self, post: Callable[[], dict[str, Any]], server_id: str, volume_id: str, what: str
+    ) -> str | None:
+        """POST the attachment; the device Nova reports. When the request's fate is unknown
+        (5xx, lost answer), it is looked for among the server's attachments before it is
+        sent again."""
+        from bosh_openstack_cpi.openstack.retry import is_transient, refused_only
 
+        for attempt in range(1, ATTACH_ATTEMPTS + 1):
+            try:
+                answer = refused_only(post, what)
+                device: str | None = (answer.get("volumeAttachment") or {}).get("device")
+                return device
+            except Exception as error:
+                if not is_transient(error) or attempt == ATTACH_ATTEMPTS:
+                    raise
+                found = dict(self.volume_attachments(server_id))
+                if volume_id in found:
+                    log.info("%s: the request did reach Nova", what)
+                    return found[volume_id]
+                log.warning("%s failed (%s), sending it again", what, type(error).__name__)
+        raise AssertionError("unreachable")
+
+
+ATTACH_ATTEMPTS = 3
 # Nova embeds the whole flavor (ephemeral and swap sizes included) in servers from 2.47.
 _FLAVOR_IN_SERVER = "2.47"
 

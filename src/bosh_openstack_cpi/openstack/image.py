@@ -7,6 +7,8 @@ properties to booleans, and its create_image helper looks up images by name firs
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +24,15 @@ from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError
 
+log = logging.getLogger(__name__)
+
+# A create whose fate is unknown is looked up, then sent again at most this often.
+CREATE_ATTEMPTS = 3
 # Statuses after which an image will never become active.
 DEAD_STATUSES = frozenset({"killed", "deleted", "pending_delete", "deactivated"})
-# Answers to an upload after which a second attempt (with the data read again) may work.
-TRANSIENT_UPLOAD_STATUSES = frozenset({502, 503, 504})
+# Answers to an upload after which a second attempt (with the data read again) may work
+# (429: a rate limit turned it away).
+TRANSIENT_UPLOAD_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,12 @@ class ImageState:
 
 class TransientUploadError(CloudError):
     """An upload failed in a way a second attempt, with the data read again, may fix
-    (a 502/503/504 answer, a dropped connection)."""
+    (a 502/503/504 answer, a dropped connection). `answer_lost`: no answer came (the
+    connection broke, timed out or was cut short), so Glance may have all the data."""
+
+    def __init__(self, message: str, *, answer_lost: bool = False) -> None:
+        super().__init__(message)
+        self.answer_lost = answer_lost
 
 
 class UploadBody:
@@ -96,14 +108,37 @@ class Image:
         return response
 
     def create(self, attributes: Mapping[str, str]) -> ImageState:
-        """A new (queued) image with these attributes and properties."""
+        """A new (queued) image with these attributes and properties.
+
+        With an `id` among the attributes (Glance accepts one chosen by the client), a
+        request whose fate is unknown (lost or cut-off answer, 5xx, rate limit) is followed
+        by a lookup of that id, and sent again only when the image does not exist."""
         name = attributes.get("name", "")
-        with api_errors("Image", f"create image '{name}'"):
-            response = retry.refused_only(
-                lambda: self._send("POST", "/images", json=dict(attributes)),
-                f"create image '{name}'",
-            )
-            return _state(response.json())
+        image_id = attributes.get("id")
+        what = f"create image '{name}'"
+        with api_errors("Image", what):
+            for attempt in range(1, CREATE_ATTEMPTS + 1):
+                try:
+                    response = retry.refused_only(
+                        lambda: self._send("POST", "/images", json=dict(attributes)), what
+                    )
+                    return _state(response.json())
+                except sdk.ConflictException:
+                    found = self.get(image_id) if image_id and attempt > 1 else None
+                    if found is None:
+                        raise
+                    return found  # an earlier attempt made it after all
+                except Exception as error:
+                    unknown = retry.is_transient(error) or isinstance(error, ValueError)
+                    if not image_id or not unknown or attempt == CREATE_ATTEMPTS:
+                        raise
+                    found = self.get(image_id)
+                    if found is not None:
+                        log.info("%s: the request did reach Glance, using %s", what, image_id)
+                        return found
+                    log.warning("%s failed (%s), sending it again", what, type(error).__name__)
+                    time.sleep(attempt)
+        raise AssertionError("unreachable")
 
     def get(self, image_id: str) -> ImageState | None:
         """The image, or None when Glance does not know it (or it is not visible to us)."""
@@ -148,9 +183,10 @@ class Image:
                     allow_reauth=False,
                     redirect=False,
                 )
-            except (ksa.ConnectFailure, ksa.ConnectTimeout) as error:
+            except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.UnknownConnectionError) as error:
                 raise TransientUploadError(
-                    f"OpenStack Image API: {action} failed, the connection broke: {error}"
+                    f"OpenStack Image API: {action} failed, the connection broke: {error}",
+                    answer_lost=True,
                 ) from None
             if response.status_code in TRANSIENT_UPLOAD_STATUSES:
                 raise TransientUploadError(

@@ -7,10 +7,12 @@ filtered queries (never a listing of everything) and only the fields the CPI rea
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -35,6 +37,8 @@ PORT_FIELDS = (
     "description",
     "network_id",
     "fixed_ips",
+    "name",
+    "created_at",
 )
 CREATE_ATTEMPTS = 3
 
@@ -55,11 +59,22 @@ class Port:
     description: str = ""
     network_id: str = ""
     ips: tuple[str, ...] = ()
+    name: str = ""
+    created_at: str = ""
 
     @property
     def is_unused(self) -> bool:
-        """Bound to nothing: what a port left behind by an earlier VM looks like."""
+        """Bound to nothing: what a port left behind by an earlier VM looks like (and a port
+        whose create_vm is still on its way)."""
         return self.status == "DOWN" and not self.device_id and not self.device_owner
+
+    def age_seconds(self, now: float | None = None) -> float:
+        """Seconds since Neutron made it; infinite when Neutron does not say."""
+        try:
+            made = datetime.fromisoformat(self.created_at).replace(tzinfo=UTC)
+        except ValueError:
+            return math.inf
+        return (now if now is not None else time.time()) - made.timestamp()
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,17 @@ def _port(body: dict[str, Any]) -> Port:
         description=str(body.get("description") or ""),
         network_id=str(body.get("network_id") or ""),
         ips=tuple(str(f.get("ip_address")) for f in body.get("fixed_ips") or []),
+        name=str(body.get("name") or ""),
+        created_at=str(body.get("created_at") or "").removesuffix("Z"),
     )
+
+
+def _holder(port: Port) -> str:
+    text = f"{port.status}, device '{port.device_id or '-'}', owner '{port.device_owner or '-'}'"
+    age = port.age_seconds()
+    if port.is_unused and age < 3600:
+        text += f", made {max(age, 0):.0f} s ago" + (f" for VM '{port.name}'" if port.name else "")
+    return text
 
 
 def looks_like_uuid(value: str) -> bool:
@@ -164,26 +189,40 @@ class Network:
         ip: str,
         security_group_ids: list[str],
         description: str,
+        name: str = "",
         allowed_address_pairs: list[str] | None = None,
+        in_use: Callable[[Port], bool] = lambda _: False,
     ) -> Port:
-        """A port holding `ip` on the network. A port left behind by an earlier VM (unbound,
-        DOWN) that holds the IP is deleted once and the create repeated; the IP makes the
-        create safe to repeat (a second port with it cannot exist)."""
+        """A port named `name` (the VM's, unique per create_vm) holding `ip` on the network.
+
+        The IP makes the create safe to repeat: a second port with it cannot exist. When a
+        request's fate is unknown (lost answer, timeout, 5xx), the port holding the IP is
+        looked up: one with our name is ours, made by that request. A port left behind by
+        someone else (unbound, DOWN) is deleted once and the create repeated, unless
+        `in_use` says that the create_vm it was made for is still at work."""
         port: dict[str, Any] = {
             "network_id": network_id,
             "fixed_ips": [{"ip_address": ip}],
             "description": description,
         }
+        if name:
+            port["name"] = name
         if security_group_ids:
             port["security_groups"] = security_group_ids
         if allowed_address_pairs:
             port["allowed_address_pairs"] = [{"ip_address": a} for a in allowed_address_pairs]
         action = f"create a port for IP {ip} in network '{network_id}'"
+
+        def ours() -> Port | None:
+            if not name:
+                return None
+            return next((p for p in self.ports_with_ip(ip, network_id) if p.name == name), None)
+
         cleared_stale = False
         with api_errors("Network", action):
             while True:
                 try:
-                    response = self._post_port(port, action)
+                    return self._post_port(port, action, ours)
                 except sdk.NotFoundException as error:
                     raise VMCreationFailed(
                         f"Neutron network '{network_id}' does not exist or is not accessible "
@@ -191,7 +230,11 @@ class Network:
                         "a network UUID (not a subnet UUID)"
                     ) from None
                 except sdk.ConflictException as error:
-                    if cleared_stale or not self._delete_stale_ports(network_id, ip):
+                    mine = ours()
+                    if mine is not None:
+                        log.info("%s: an earlier request did make port %s", action, mine.id)
+                        return mine
+                    if cleared_stale or not self._delete_stale_ports(network_id, ip, in_use):
                         raise CloudError(
                             f"IP {ip} in network '{network_id}' is in use: "
                             f"{self._holders(network_id, ip) or error.details}. Free it or "
@@ -199,19 +242,32 @@ class Network:
                         ) from None
                     cleared_stale = True
                     log.info("Retrying to create the port for IP %s", ip)
-                    continue
-                return _port(response.json()["port"])
 
-    def _post_port(self, port: dict[str, Any], action: str) -> requests.Response:
-        """Sent again after a dropped connection or a 5xx: a port created by a lost request
-        holds the IP, so the next attempt gets a 409 and the stale-port rule removes it."""
+    def _post_port(
+        self, port: dict[str, Any], action: str, ours: Callable[[], Port | None]
+    ) -> Port:
+        """Sent again after a lost answer or a 5xx, unless `ours` finds that the request did
+        make the port; a port such a request makes later holds the IP, so the next attempt
+        gets a 409 and is looked up again."""
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
-                return self._send("POST", "/ports", json={"port": port})
-            except (sdk.HttpException, ksa.ConnectFailure, ksa.ConnectTimeout) as error:
-                if not retry.is_transient(error) or attempt == CREATE_ATTEMPTS:
+                return _port(self._send("POST", "/ports", json={"port": port}).json()["port"])
+            except (sdk.HttpException, ksa.ConnectionError, ksa.ConnectTimeout) as error:
+                # ConnectionError: refused, reset, or an answer cut off (UnknownConnectionError)
+                if not retry.is_transient(error):
                     raise
+                if retry.rate_limited(error):  # turned away unprocessed
+                    if attempt == CREATE_ATTEMPTS:
+                        raise
+                    time.sleep(retry.retry_after(error) or attempt)
+                    continue
                 if isinstance(error, sdk.HttpException) and (error.status_code or 0) < 500:
+                    raise
+                mine = ours()
+                if mine is not None:
+                    log.info("%s: the request did make port %s", action, mine.id)
+                    return mine
+                if attempt == CREATE_ATTEMPTS:
                     raise
                 log.warning("%s: transient failure (%s), retrying", action, type(error).__name__)
                 time.sleep(attempt)
@@ -225,8 +281,9 @@ class Network:
         body = self._get("/ports", f"look up ports holding IP {ip}", params)
         return [_port(p) for p in body.get("ports", [])]
 
-    def _delete_stale_ports(self, network_id: str, ip: str) -> bool:
-        stale = [p for p in self.ports_with_ip(ip, network_id) if p.is_unused]
+    def _delete_stale_ports(self, network_id: str, ip: str, in_use: Callable[[Port], bool]) -> bool:
+        holders = self.ports_with_ip(ip, network_id)
+        stale = [p for p in holders if p.is_unused and not in_use(p)]
         for port in stale:
             log.warning(
                 "IP %s is held by the unused port %s (unbound, DOWN, probably left by an earlier "
@@ -242,11 +299,7 @@ class Network:
             holders = self.ports_with_ip(ip, network_id)
         except CloudError:
             return ""
-        return "; ".join(
-            f"port {p.id} ({p.status}, device '{p.device_id or '-'}', owner "
-            f"'{p.device_owner or '-'}')"
-            for p in holders
-        )
+        return "; ".join(f"port {p.id} ({_holder(p)})" for p in holders)
 
     def delete_port(self, port_id: str) -> bool:
         """False when the port was already gone."""

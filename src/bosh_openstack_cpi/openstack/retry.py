@@ -5,8 +5,9 @@
   exponential backoff and jitter, within a time budget.
 - Creates are never blindly replayed: a create whose request may have reached the cloud
   is looked up (by its request-unique name) before any new attempt; that logic lives
-  with each create. Only a connection that was refused (the request never left) may be
-  retried directly (`refused_only`).
+  with each create. Only a connection that was refused (the request never left) or a
+  rate-limit answer (429, 413 overLimit: turned away unprocessed) may be retried
+  directly (`refused_only`).
 - Uploads are never retried automatically.
 
 The connection itself is built with keystoneauth's own retries switched off, so that
@@ -36,13 +37,26 @@ MAX_ATTEMPTS = 6
 DEFAULT_BUDGET = 60.0
 
 
-def _over_limit(error: sdk.HttpException) -> bool:
+def _status(error: Exception) -> int | None:
+    if isinstance(error, sdk.HttpException):
+        return error.status_code
+    if isinstance(error, ksa.HttpError):
+        return error.http_status
+    return None
+
+
+def _over_limit(error: Exception) -> bool:
     """Nova's rate limit answers 413 with an `overLimit` body (a plain 413 is a size error)."""
-    if error.status_code != 413:
+    if _status(error) != 413:
         return False
     response = getattr(error, "response", None)
     body = response.text if response is not None else ""
-    return "overlimit" in f"{body} {error.details or ''}".lower()
+    return "overlimit" in f"{body} {getattr(error, 'details', None) or ''}".lower()
+
+
+def rate_limited(error: Exception) -> bool:
+    """429, or 413 `overLimit`: the cloud turned the request away without acting on it."""
+    return _status(error) == 429 or _over_limit(error)
 
 
 def retry_after(error: Exception) -> float | None:
@@ -78,7 +92,7 @@ def is_transient(error: Exception) -> bool:
     if isinstance(error, ksa.RequestTimeout):  # HTTP 408: the server gave up waiting
         return True
     if isinstance(error, ksa.HttpError):  # keystoneauth's own, e.g. from token requests
-        return error.http_status in TRANSIENT_STATUS
+        return error.http_status in TRANSIENT_STATUS or _over_limit(error)
     if isinstance(error, ksa.SSLError):  # a certificate problem does not go away
         return False
     # ConnectionError covers refused and reset connections and cut-off answers
@@ -89,10 +103,14 @@ def is_transient(error: Exception) -> bool:
 def _is_refused(error: Exception) -> bool:
     """The connection was refused: the request never reached the server, so sending it
     again cannot duplicate anything, even a create. (keystoneauth reports connect AND
-    read timeouts as ConnectTimeout, so a timeout may mean the request arrived.)"""
+    read timeouts as ConnectTimeout, so a timeout may mean the request arrived; and a
+    connection reset or closed after the request was sent is a ConnectFailure too.)"""
     if isinstance(error, ksa.SSLError | ksa.ConnectTimeout):
         return False
-    return isinstance(error, ksa.ConnectFailure)
+    if not isinstance(error, ksa.ConnectFailure):
+        return False
+    text = str(error)
+    return "NewConnectionError" in text or "refused" in text.lower()
 
 
 def _run(
@@ -152,5 +170,6 @@ def refused_only(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Run a create: retried only when the connection was refused."""
-    return _run(action, what, _is_refused, budget, sleep, clock)
+    """Run a create: retried only when the connection was refused or the cloud rate-limited
+    the request (429, 413 overLimit), honouring Retry-After: nothing was acted on."""
+    return _run(action, what, lambda e: _is_refused(e) or rate_limited(e), budget, sleep, clock)

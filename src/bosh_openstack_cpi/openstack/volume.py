@@ -21,7 +21,13 @@ from openstack import utils as sdk_utils
 
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
-from bosh_openstack_cpi.openstack.retry import idempotent, is_transient, refused_only
+from bosh_openstack_cpi.openstack.retry import (
+    idempotent,
+    is_transient,
+    rate_limited,
+    refused_only,
+    retry_after,
+)
 from bosh_openstack_cpi.openstack.waiting import FIRST_INTERVAL, wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -36,6 +42,10 @@ MESSAGES_MICROVERSION = "3.3"
 
 # A create whose answer was lost is looked up, then sent again at most this often.
 CREATE_ATTEMPTS = 3
+# How long such a create may take to show up: after an error answer the request is over;
+# without an answer (or after a gateway's 504) it may still be on its way.
+ANSWERED_SETTLE_SECONDS = 3.0
+LOST_ANSWER_SETTLE_SECONDS = 60.0
 
 # Cinder's answers when a resource's state does not allow a request.
 _REFUSALS = (sdk.BadRequestException, sdk.ConflictException)
@@ -181,6 +191,7 @@ class Volume:
                     f"create volume '{name}'",
                     lambda: str(self._cinder.create_volume(**attributes).id),
                     lambda: self._find_by_name(self._cinder.volumes, name),
+                    self._sleep,
                 )
             except sdk.NotFoundException as error:
                 # the only thing the create request names that can be missing
@@ -248,13 +259,26 @@ class Volume:
             return bool(sdk_utils.supports_microversion(self._cinder, EXTEND_ATTACHED_MICROVERSION))
 
     def extend_volume(self, volume_id: str, size_gib: int) -> None:
+        """A request whose fate is unknown (5xx, lost answer) is sent again: if the first did
+        arrive, Cinder refuses the second (extending, or already that size), which then
+        means done."""
+        sent = [0]
+
+        def send() -> None:
+            sent[0] += 1
+            self._cinder.extend_volume(volume_id, size_gib)
+
         with api_errors(SERVICE, f"extend volume '{volume_id}' to {size_gib} GiB"):
             try:
-                refused_only(
-                    lambda: self._cinder.extend_volume(volume_id, size_gib),
-                    f"extend volume {volume_id}",
-                )
+                idempotent(send, f"extend volume {volume_id}")
             except (*_REFUSALS, sdk.ForbiddenException) as error:
+                if sent[0] > 1:
+                    state = self.get_volume(volume_id)
+                    if state is not None and (
+                        state.status == "extending" or state.size_gib >= size_gib
+                    ):
+                        log.info("Volume %s: an earlier extend request did arrive", volume_id)
+                        return
                 raise Refused(
                     f"Cinder refused to extend volume '{volume_id}' to {size_gib} GiB: "
                     f"{describe_http_error(error)}",
@@ -324,6 +348,7 @@ class Volume:
                         ).id
                     ),
                     lambda: self._find_by_name(self._cinder.snapshots, name),
+                    self._sleep,
                 )
             except _REFUSALS as error:
                 raise Refused(
@@ -466,11 +491,15 @@ class Volume:
         what: str,
         create: Callable[[], str],
         find: Callable[[], str | None],
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> str:
-        """Send a create; when its fate is unknown (lost answer, 5xx), look for the resource
-        by its unique name before sending it again. (keystoneauth reports read timeouts as
-        ConnectTimeout, so even a "connect" failure may have reached Cinder.)"""
+        """Send a create; when its fate is unknown (lost or cut-off answer, timeout, 5xx),
+        look for the resource by its unique name before sending it again, for as long as
+        the request may still be on its way: one that timed out can arrive later, and sent
+        again at once it made a second volume. A rate-limited request was turned away
+        unprocessed: it is sent again after Retry-After. (keystoneauth reports read timeouts
+        as ConnectTimeout, so even a "connect" failure may have reached Cinder.)"""
+        pause = sleep or time.sleep
         attempt = 1
         while True:
             try:
@@ -478,10 +507,32 @@ class Volume:
             except Exception as error:
                 if not is_transient(error) or attempt >= CREATE_ATTEMPTS:
                     raise
-                found = idempotent(find, f"{what}: look for it after a failed request")
-                if found is not None:
-                    log.info("%s: the request did reach the cloud, using %s", what, found)
-                    return found
-                log.warning("%s failed (%s), sending it again", what, type(error).__name__)
-                sleep(attempt)
+                if rate_limited(error):
+                    pause(retry_after(error) or attempt)
+                else:
+                    found = _appearing(find, what, _settle_seconds(error), pause)
+                    if found is not None:
+                        log.info("%s: the request did reach the cloud, using %s", what, found)
+                        return found
+                    log.warning("%s failed (%s), sending it again", what, type(error).__name__)
                 attempt += 1
+
+
+def _settle_seconds(error: Exception) -> float:
+    status = getattr(error, "status_code", None)
+    return ANSWERED_SETTLE_SECONDS if status in (500, 502, 503) else LOST_ANSWER_SETTLE_SECONDS
+
+
+def _appearing(
+    find: Callable[[], str | None], what: str, settle: float, sleep: Callable[[float], None]
+) -> str | None:
+    """Look for a created resource until it shows up or `settle` seconds of pauses passed
+    (growing pauses: a few lookups in all)."""
+    waited, pause = 0.0, 0.5
+    while True:
+        found = idempotent(find, f"{what}: look for it after a failed request")
+        if found is not None or waited >= settle:
+            return found
+        sleep(pause)
+        waited += pause
+        pause = min(pause * 2, 5.0)

@@ -208,9 +208,10 @@ def _run_with_cloud(
     from bosh_openstack_cpi.protocol.logs import CallLog
     from bosh_openstack_cpi.protocol.redaction import redact, register_secrets_in
 
-    # Agent settings in create_vm's env carry passwords and NATS keys.
+    # Agent settings in create_vm's env carry passwords and NATS keys; `mbus` holds the
+    # agent's NATS certificate and its URLs, with credentials.
     register_secrets_in(
-        request.arguments, frozenset({"password", "private_key", "certificate", "secret"})
+        request.arguments, frozenset({"password", "private_key", "certificate", "secret", "mbus"})
     )
     call_log = CallLog(request.request_id, stderr)
     import logging

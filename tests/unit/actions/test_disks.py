@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from types import SimpleNamespace
 from typing import Any
 
@@ -163,3 +165,22 @@ def test_a_failed_create_whose_removal_fails_says_what_to_delete():
     message = raised.value.message
     assert "status error" in message and "No valid backend was found." in message
     assert f"delete volume '{DISK}' by hand" in message
+
+
+def test_a_signal_during_the_create_request_still_removes_the_new_volume():
+    """SIGTERM (KeyboardInterrupt, see cli.py) is held back until the volume's id is known:
+    raised in the middle of the request, it left the volume behind."""
+
+    removed: list[str] = []
+
+    class Interrupted(FakeVolumes):
+        def create_volume(self, **attributes: Any) -> str:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the request is in flight
+            return super().create_volume(**attributes)
+
+        def remove_volume(self, volume_id: str, *, timeout: float) -> None:
+            removed.append(volume_id)
+
+    with pytest.raises(KeyboardInterrupt):
+        disks.create_disk(call_with(Interrupted(state())), 1024, {}, None)
+    assert removed == [DISK]

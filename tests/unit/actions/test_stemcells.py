@@ -6,12 +6,14 @@ import hashlib
 import io
 import logging
 import os
+import re
 import signal
 import sys
 import tarfile
 from types import SimpleNamespace
 
 import pytest
+import requests
 
 from bosh_openstack_cpi.actions import stemcells
 from bosh_openstack_cpi.protocol.errors import CloudError
@@ -203,9 +205,12 @@ def test_upload_creates_streams_and_verifies_in_three_requests(call, image_path,
     assert created["director_uuid"] == DIRECTOR
 
 
-def test_a_503_is_retried_once_by_reading_the_archive_again(call, image_path, requests_mock):
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_503_is_retried_once_by_reading_the_archive_again(
+    call, image_path, requests_mock, status
+):
     receiver = _mock_glance(
-        requests_mock, put_statuses=(503, 204), gets=[{"json": image_body("queued")}, _stored()]
+        requests_mock, put_statuses=(status, 204), gets=[{"json": image_body("queued")}, _stored()]
     )
     assert stemcells.create_stemcell(call, image_path, PROPERTIES) == IMAGE_ID
     assert receiver.bodies == [ROOT_IMG, ROOT_IMG]  # two complete bodies, never an empty one
@@ -416,3 +421,36 @@ def test_when_the_image_cannot_be_looked_at_the_upload_error_is_kept(
     assert "HTTP 503" in caught.value.message
     assert len(receiver.bodies) == 1
     assert _glance_requests(requests_mock)[-1] == f"DELETE /v2/images/{IMAGE_ID}"
+
+
+def test_a_create_that_keeps_failing_removes_the_image_it_may_have_made(
+    call, image_path, requests_mock, monkeypatch
+):
+    """The image's id is chosen by the CPI: whatever happened to the create requests, the
+    image is looked up and removed by that id."""
+    monkeypatch.setattr("bosh_openstack_cpi.openstack.image.time.sleep", lambda _: None)
+    post = requests_mock.post(IMAGES, status_code=500, json={"message": "boom"})
+    requests_mock.get(re.compile(f"{IMAGES}/[-0-9a-f]+$"), status_code=404)
+    deleted = requests_mock.delete(re.compile(f"{IMAGES}/[-0-9a-f]+$"), status_code=204)
+    with pytest.raises(CloudError, match="HTTP 500"):
+        stemcells.create_stemcell(call, image_path, PROPERTIES)
+    chosen = {r.json()["id"] for r in post.request_history}
+    assert len(chosen) == 1 and post.call_count == 3
+    assert [r.path.rsplit("/", 1)[-1] for r in deleted.request_history] == list(chosen)
+
+
+def test_a_lost_answer_to_a_complete_upload_is_checked_not_failed(call, image_path, requests_mock):
+    """The connection broke after Glance got every byte: what Glance stored is checked
+    (size, SHA-512) instead of failing and deleting a good image."""
+    received: list[bytes] = []
+
+    def consumed_then_reset(request, context):
+        received.append(b"".join(request.body))
+        raise requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
+
+    requests_mock.post(IMAGES, status_code=201, json=image_body("queued"))
+    requests_mock.put(f"{IMAGES}/{IMAGE_ID}/file", text=consumed_then_reset)
+    requests_mock.get(f"{IMAGES}/{IMAGE_ID}", [_stored()])
+    assert stemcells.create_stemcell(call, image_path, PROPERTIES) == IMAGE_ID
+    assert received == [ROOT_IMG]
+    assert not any(r.method == "DELETE" for r in requests_mock.request_history)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -487,3 +490,75 @@ def test_disks_are_not_looked_at_with_ignore_server_availability_zone():
     _create(call, disk_cids=["d-1"])
     assert call.cloud.volume.looked_up == []
     assert "availability_zone" not in call.cloud.compute.bodies[0]["server"]
+
+
+def test_delete_vm_removes_the_ports_before_the_server():
+    """Only while the server exists are its ports found by its id: a delete_vm stopped after
+    the server went (SIGKILL, a lost answer) would leave them behind for good."""
+    events: list[tuple[str, str]] = []
+
+    class Compute(FakeCompute):
+        def delete_server(self, server_id):
+            events.append(("server", server_id))
+            return True
+
+    class Network(FakeNetwork):
+        def delete_port(self, port_id):
+            events.append(("port", port_id))
+            return True
+
+    call = FakeCall(cloud=FakeCloud(compute=Compute(), network=Network()))
+    vms.delete_vm(cast(Any, call), "s-1")
+    assert events == [("port", "nova-port"), ("server", "s-1")]
+
+
+def test_a_signal_during_the_port_create_still_removes_the_port():
+    """SIGTERM (KeyboardInterrupt, see cli.py) is held back until the port is known."""
+
+    class Network(FakeNetwork):
+        def create_port(self, **request):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the request is in flight
+            return super().create_port(**request)
+
+    call = FakeCall(cloud=FakeCloud(network=Network()))
+    with pytest.raises(KeyboardInterrupt):
+        _create(call)
+    assert call.cloud.network.deleted == ["p-1"]
+    assert call.cloud.compute.bodies == []
+
+
+def test_a_signal_during_the_server_create_still_removes_server_and_ports():
+    """Raised in the middle of POST /servers, the interrupt lost the server Nova built."""
+
+    class Compute(FakeCompute):
+        def create_server(self, body, *, scheduler_hints=None, microversion=None):
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().create_server(
+                body, scheduler_hints=scheduler_hints, microversion=microversion
+            )
+
+    call = FakeCall(cloud=FakeCloud(compute=Compute()))
+    with pytest.raises(KeyboardInterrupt):
+        _create(call)
+    assert call.cloud.compute.deleted == ["s-1"]
+    assert call.cloud.network.deleted == ["p-1"]
+
+
+@pytest.mark.parametrize(
+    ("description", "age", "servers", "at_work"),
+    [
+        ("bosh-openstack-cpi director_uuid=d", 5, [], True),  # its server is still to come
+        ("bosh-openstack-cpi director_uuid=d", 600, ["s"], True),  # Nova has yet to bind it
+        ("bosh-openstack-cpi director_uuid=d", 600, [], False),  # left by a killed create_vm
+        ("", 5, [], False),  # not made by create_vm (the reference CPI's, an operator's)
+    ],
+)
+def test_an_unbound_port_holding_the_ip_is_a_leftover_unless_a_create_vm_is_at_work(
+    description, age, servers, at_work
+):
+    call = FakeCall()
+    call.cloud.compute.named = servers
+    made = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - age))
+    port = Port("p", "m", "DOWN", description=description, name="vm-other", created_at=made)
+    creation = vms._Creation(cast(Any, call), "vm-mine", vm_properties.parse_networks(MANUAL))
+    assert creation._building(port) is at_work

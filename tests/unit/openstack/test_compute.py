@@ -1,5 +1,7 @@
 """Nova adapter: failure paths the real cloud cannot produce on demand."""
 
+import functools
+
 import pytest
 import requests
 
@@ -19,7 +21,6 @@ def nova(requests_mock):
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
-    monkeypatch.setattr("bosh_openstack_cpi.openstack.compute.time.sleep", lambda _: None)
     monkeypatch.setattr("bosh_openstack_cpi.openstack.retry.time.sleep", lambda _: None)
 
 
@@ -251,3 +252,93 @@ def test_an_unreadable_answer_is_unanswered(nova, requests_mock):
     requests_mock.post(f"{NOVA}/servers", status_code=202, text="{not json")
     with pytest.raises(ServerCreateUnanswered, match="unreadable"):
         nova.create_server(BODY)
+
+
+def test_a_rate_limited_create_is_sent_again(nova, requests_mock, monkeypatch):
+    from bosh_openstack_cpi.openstack import retry
+
+    monkeypatch.setattr(
+        retry, "refused_only", functools.partial(retry.refused_only, sleep=lambda _: None)
+    )
+    post = requests_mock.post(
+        f"{NOVA}/servers",
+        [
+            {"status_code": 429, "headers": {"Retry-After": "1"}, "json": {}},
+            {"status_code": 202, "json": {"server": {"id": "s-3"}}},
+        ],
+    )
+    assert nova.create_server(BODY) == "s-3"
+    assert post.call_count == 2
+
+
+@pytest.fixture
+def no_retry_sleep(monkeypatch):
+    from bosh_openstack_cpi.openstack import retry
+
+    for name in ("idempotent", "refused_only"):
+        fast = functools.partial(getattr(retry, name), sleep=lambda _: None)
+        monkeypatch.setattr(retry, name, fast)
+
+
+def test_a_reboot_whose_answer_was_lost_is_not_an_error(nova, requests_mock, no_retry_sleep):
+    """The first request did arrive (its answer was a 500): Nova refuses the second while it
+    reboots, which means the reboot is under way."""
+    post = requests_mock.post(
+        f"{NOVA}/servers/s-1/action",
+        [{"status_code": 500, "json": {}}, {"status_code": 409, "json": {}}],
+    )
+    requests_mock.get(
+        f"{NOVA}/servers/s-1",
+        json={"server": {"id": "s-1", "status": "REBOOT", "OS-EXT-STS:task_state": "rebooting"}},
+    )
+    nova.reboot_server("s-1")
+    assert post.call_count == 2
+
+
+def test_a_reboot_refused_at_once_is_an_error(nova, requests_mock, no_retry_sleep):
+    requests_mock.post(f"{NOVA}/servers/s-1/action", status_code=409, json={})
+    with pytest.raises(CloudError, match="reboot server 's-1' failed, HTTP 409"):
+        nova.reboot_server("s-1")
+
+
+def test_an_attachment_whose_answer_was_lost_is_found_not_sent_again(
+    nova, requests_mock, no_retry_sleep
+):
+    post = requests_mock.post(
+        f"{NOVA}/servers/s-1/os-volume_attachments",
+        exc=requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())"),
+    )
+    requests_mock.get(
+        f"{NOVA}/servers/s-1/os-volume_attachments",
+        json={"volumeAttachments": [{"volumeId": "v-1", "device": "/dev/sdb"}]},
+    )
+    assert nova.attach_volume("s-1", "v-1", "/dev/sdb") == "/dev/sdb"
+    assert post.call_count == 1
+
+
+def test_an_attachment_that_did_not_arrive_is_sent_again(nova, requests_mock, no_retry_sleep):
+    post = requests_mock.post(
+        f"{NOVA}/servers/s-1/os-volume_attachments",
+        [
+            {"status_code": 502, "json": {}},
+            {"status_code": 200, "json": {"volumeAttachment": {"device": "/dev/sdb"}}},
+        ],
+    )
+    requests_mock.get(f"{NOVA}/servers/s-1/os-volume_attachments", json={"volumeAttachments": []})
+    assert nova.attach_volume("s-1", "v-1", "/dev/sdb") == "/dev/sdb"
+    assert post.call_count == 2
+
+
+def test_status_deleted_is_waited_out_until_nova_drops_the_server(nova, requests_mock):
+    """DELETED shows for a moment while server lists still hold the server: a leak check
+    (or the operator) right after delete_vm found it."""
+    deleted = {"json": {"server": {"id": "s-1", "status": "DELETED"}}}
+    polls = requests_mock.get(f"{NOVA}/servers/s-1", [deleted, deleted, {"status_code": 404}])
+    nova.wait_until_gone("s-1", timeout=10, max_interval=0.01)
+    assert polls.call_count == 3
+
+
+def test_status_deleted_that_stays_counts_as_gone_after_a_grace(nova, requests_mock, monkeypatch):
+    monkeypatch.setattr("bosh_openstack_cpi.openstack.compute.DELETED_GRACE_SECONDS", 0.05)
+    requests_mock.get(f"{NOVA}/servers/s-1", json={"server": {"id": "s-1", "status": "DELETED"}})
+    nova.wait_until_gone("s-1", timeout=10, max_interval=0.01)

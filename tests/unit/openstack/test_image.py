@@ -5,6 +5,7 @@ The SDK connection here keeps the SDK's own defaults, which retry image requests
 five times: the upload must still go out exactly once.
 """
 
+import functools
 import hashlib
 
 import openstack
@@ -14,6 +15,7 @@ from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
 from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack import retry
 from bosh_openstack_cpi.openstack.image import Image, TransientUploadError, UploadBody
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -251,3 +253,70 @@ def test_waiting_times_out_with_the_last_status(requests_mock):
     requests_mock.get(f"{IMAGES}/{IMAGE_ID}", json=image_body("saving"))
     with pytest.raises(CloudError, match=r"Timed out after 0\.3 s .*status 'saving'"):
         glance.wait_until_active(IMAGE_ID)
+
+
+# --- a create whose fate is unknown (regressions from the fault campaign, RELIABILITY.md) --
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    monkeypatch.setattr("bosh_openstack_cpi.openstack.image.time.sleep", lambda _: None)
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        {
+            "exc": requests.exceptions.ConnectionError(
+                "('Connection aborted.', RemoteDisconnected())"
+            )
+        },
+        {"exc": requests.exceptions.ReadTimeout("read timed out")},
+        {"status_code": 500, "json": {"message": "boom"}},
+    ],
+    ids=["reset after sending", "read timeout", "500"],
+)
+def test_a_create_whose_answer_was_lost_is_found_by_its_id_not_sent_again(
+    glance, requests_mock, no_sleep, lost
+):
+    post = requests_mock.post(IMAGES, [lost])
+    requests_mock.get(f"{IMAGES}/{IMAGE_ID}", json=image_body("queued"))
+    state = glance.create({"id": IMAGE_ID, "name": "stemcell/1"})
+    assert state.id == IMAGE_ID
+    assert post.call_count == 1
+
+
+def test_a_create_that_did_not_happen_is_sent_again_with_the_same_id(
+    glance, requests_mock, no_sleep
+):
+    post = requests_mock.post(
+        IMAGES,
+        [{"status_code": 503, "json": {}}, {"status_code": 201, "json": image_body("queued")}],
+    )
+    requests_mock.get(f"{IMAGES}/{IMAGE_ID}", status_code=404)
+    assert glance.create({"id": IMAGE_ID, "name": "stemcell/1"}).id == IMAGE_ID
+    assert [r.json()["id"] for r in post.request_history] == [IMAGE_ID, IMAGE_ID]
+
+
+def test_a_conflict_on_the_second_attempt_means_the_first_made_it(glance, requests_mock, no_sleep):
+    requests_mock.post(IMAGES, [{"status_code": 502, "json": {}}, {"status_code": 409, "json": {}}])
+    requests_mock.get(
+        f"{IMAGES}/{IMAGE_ID}", [{"status_code": 404}, {"json": image_body("queued")}]
+    )
+    assert glance.create({"id": IMAGE_ID, "name": "stemcell/1"}).status == "queued"
+
+
+def test_a_rate_limited_create_is_sent_again_after_retry_after(glance, requests_mock, monkeypatch):
+    slept: list[float] = []
+    rate_limited_retry = functools.partial(retry.refused_only, sleep=slept.append)
+    monkeypatch.setattr(retry, "refused_only", rate_limited_retry)
+    post = requests_mock.post(
+        IMAGES,
+        [
+            {"status_code": 429, "headers": {"Retry-After": "2"}, "json": {}},
+            {"status_code": 201, "json": image_body("queued")},
+        ],
+    )
+    assert glance.create({"id": IMAGE_ID, "name": "stemcell/1"}).id == IMAGE_ID
+    assert post.call_count == 2
+    assert slept == [2.0]

@@ -1,5 +1,8 @@
 """Neutron adapter: lookups by filter and the failure paths of port creation."""
 
+import re
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import requests
 
@@ -196,3 +199,101 @@ def test_missing_networks_in_one_query(neutron, requests_mock):
     requests_mock.get(f"{NEUTRON}/networks", json={"networks": [{"id": "a"}]})
     assert neutron.missing_networks(["a", "b"]) == ["b"]
     assert requests_mock.call_count == 2  # discovery + one query
+
+
+def test_a_cut_off_answer_is_repeated_and_the_orphan_port_replaced(neutron, requests_mock):
+    """An answer cut short (keystoneauth's UnknownConnectionError) came from a request that
+    made the port: it used to end the call with the port left behind."""
+    conflict = {"status_code": 409, "json": {"NeutronError": {"message": "IP in use"}}}
+    post = requests_mock.post(
+        f"{NEUTRON}/ports",
+        [
+            {"exc": requests.exceptions.ChunkedEncodingError("IncompleteRead(100 bytes read)")},
+            conflict,
+            {"status_code": 201, "json": {"port": PORT}},
+        ],
+    )
+    requests_mock.get(f"{NEUTRON}/ports", json={"ports": [dict(PORT, id="orphan")]})
+    requests_mock.delete(f"{NEUTRON}/ports/orphan", status_code=204)
+    assert _create(neutron).id == "p-1"
+    assert post.call_count == 3
+
+
+def test_a_rate_limited_port_create_is_sent_again(neutron, requests_mock):
+    post = requests_mock.post(
+        f"{NEUTRON}/ports",
+        [
+            {"status_code": 429, "headers": {"Retry-After": "1"}, "json": {}},
+            {"status_code": 201, "json": {"port": PORT}},
+        ],
+    )
+    assert _create(neutron).id == "p-1"
+    assert post.call_count == 2
+
+
+# --- two create_vm calls wanting the same IP (tests/integration/test_concurrency.py) ------
+def _made(seconds_ago: float) -> str:
+    moment = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+CONFLICT = {"status_code": 409, "json": {"NeutronError": {"message": "IP in use"}}}
+
+
+def test_an_unused_port_of_a_create_vm_at_work_is_kept_and_named(neutron, requests_mock):
+    """Another create_vm made it a moment ago and has yet to create its server: deleting it
+    made that call fail with a port Nova could not find."""
+    other = dict(PORT, id="other", name="vm-other", created_at=_made(2))
+    requests_mock.post(f"{NEUTRON}/ports", [CONFLICT])
+    requests_mock.get(f"{NEUTRON}/ports", json={"ports": [other]})
+    deleted = requests_mock.delete(f"{NEUTRON}/ports/other", status_code=204)
+    with pytest.raises(CloudError) as raised:
+        _create(neutron, name="vm-mine", in_use=lambda port: port.name == "vm-other")
+    message = raised.value.message
+    assert "IP 10.0.0.5 in network 'n' is in use" in message
+    assert re.search(r"made [0-9] s ago for VM 'vm-other'", message)
+    assert deleted.call_count == 0
+
+
+def test_an_old_unused_port_whose_server_is_being_built_is_kept(neutron, requests_mock):
+    other = dict(PORT, id="other", name="vm-other", created_at=_made(600))
+    requests_mock.post(f"{NEUTRON}/ports", [CONFLICT])
+    requests_mock.get(f"{NEUTRON}/ports", json={"ports": [other]})
+    deleted = requests_mock.delete(f"{NEUTRON}/ports/other", status_code=204)
+    asked: list[str] = []
+
+    def building(port):
+        asked.append(port.name)
+        return True
+
+    with pytest.raises(CloudError, match="is in use"):
+        _create(neutron, name="vm-mine", in_use=building)
+    assert asked == ["vm-other"] and deleted.call_count == 0
+
+
+def test_our_own_port_holding_the_ip_is_used_not_replaced(neutron, requests_mock):
+    """A 409 because a request of ours whose answer was lost did make the port (it carries
+    our VM's name): that port is the one."""
+    ours = dict(PORT, id="ours", name="vm-mine", created_at=_made(1))
+    post = requests_mock.post(f"{NEUTRON}/ports", [CONFLICT])
+    requests_mock.get(f"{NEUTRON}/ports", json={"ports": [ours]})
+    assert _create(neutron, name="vm-mine").id == "ours"
+    assert post.call_count == 1
+    assert post.last_request.json()["port"]["name"] == "vm-mine"
+
+
+def test_timed_out_requests_whose_port_shows_up_use_it(neutron, requests_mock):
+    """Neutron made the port after the CPI stopped waiting: found by our name and IP, it is
+    used; before, the call failed with the port left behind."""
+    timeout = {"exc": requests.exceptions.ReadTimeout("slow")}
+    post = requests_mock.post(f"{NEUTRON}/ports", [timeout, timeout, timeout])
+    lookups = requests_mock.get(
+        f"{NEUTRON}/ports",
+        [
+            {"json": {"ports": []}},
+            {"json": {"ports": []}},
+            {"json": {"ports": [dict(PORT, id="late", name="vm-mine")]}},
+        ],
+    )
+    assert _create(neutron, name="vm-mine").id == "late"
+    assert post.call_count == 3 and lookups.call_count == 3

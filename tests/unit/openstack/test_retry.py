@@ -115,3 +115,49 @@ def test_tls_errors_are_never_retried():
     with pytest.raises(ksa.SSLError):
         retry.idempotent(action, "x", sleep=lambda _: None)
     assert action.calls == 1
+
+
+# --- regressions from the fault campaign (RELIABILITY.md) --------------------------------
+
+
+def test_a_connection_reset_after_sending_is_not_a_refused_connection():
+    """keystoneauth reports both as ConnectFailure; only a refused one never reached the
+    cloud. Repeating a create after a reset made a second image."""
+    reset = ksa.ConnectFailure(
+        "Unable to establish connection to http://glance/v2/images: ('Connection aborted.', "
+        "ConnectionResetError(104, 'Connection reset by peer'))"
+    )
+    action = Flaky(reset)
+    with pytest.raises(ksa.ConnectFailure):
+        retry.refused_only(action, "create", sleep=lambda _: None)
+    assert action.calls == 1
+    refused = ksa.ConnectFailure(
+        "Unable to establish connection to http://glance/v2/images: HTTPConnectionPool(...): "
+        "Max retries exceeded (Caused by NewConnectionError('[Errno 111] Connection refused'))"
+    )
+    assert retry.refused_only(Flaky(refused), "create", sleep=lambda _: None) == "ok"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _http_error(429, {"Retry-After": "4"}),
+        _http_error(413, {"Retry-After": "4"}, '{"overLimit": {"message": "slow down"}}'),
+    ],
+    ids=["429", "413 overLimit"],
+)
+def test_creates_are_sent_again_after_a_rate_limit(error):
+    """A rate-limited request was turned away unprocessed: sending it again is safe."""
+    slept, sleep = _no_sleep()
+    action = Flaky(error)
+    assert retry.refused_only(action, "create", sleep=sleep) == "ok"
+    assert slept == [4.0]
+
+
+def test_keystone_over_limit_is_transient():
+    response = requests.Response()
+    response.status_code = 413
+    response._content = b'{"overLimit": {"code": 413, "retryAfter": "1"}}'
+    error = ksa.HttpError(http_status=413, response=response)
+    assert retry.is_transient(error)
+    assert not retry.is_transient(ksa.HttpError(http_status=413))

@@ -4,15 +4,18 @@ refusals and user messages."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
 import openstack
 import pytest
+import requests
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
 from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack.retry import idempotent
 from bosh_openstack_cpi.openstack.volume import Refused, Volume
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -232,3 +235,54 @@ def test_snapshot_create_sends_force_metadata_and_description(requests_mock):
         "force": True,
         "metadata": {"a": "b"},
     }
+
+
+def test_an_extend_whose_answer_was_lost_is_not_an_error(requests_mock, monkeypatch):
+    """Sent again after a 500, the extend is refused because the first one is under way."""
+    from bosh_openstack_cpi.openstack import volume as volume_module
+
+    monkeypatch.setattr(
+        volume_module, "idempotent", functools.partial(idempotent, sleep=lambda _: None)
+    )
+    volumes = fake_cinder(requests_mock)
+    action = requests_mock.post(
+        f"{CINDER}/volumes/{VOLUME_ID}/action",
+        [
+            {"status_code": 500, "json": {}},
+            {"status_code": 400, "json": {"badRequest": {"message": "status must be available"}}},
+        ],
+    )
+    requests_mock.get(f"{CINDER}/volumes/{VOLUME_ID}", json=volume_body("extending"))
+    volumes.extend_volume(VOLUME_ID, 2)
+    assert action.call_count == 2
+
+
+def test_an_extend_refused_at_once_is_refused(requests_mock):
+    volumes = fake_cinder(requests_mock)
+    requests_mock.post(
+        f"{CINDER}/volumes/{VOLUME_ID}/action",
+        status_code=400,
+        json={"badRequest": {"message": "status must be available"}},
+    )
+    with pytest.raises(Refused, match="status must be available"):
+        volumes.extend_volume(VOLUME_ID, 2)
+
+
+def test_a_create_that_timed_out_is_waited_for_not_sent_again(requests_mock):
+    """A request that timed out may arrive later: sent again at once, it made a second
+    volume. The volume is looked for until it shows up."""
+    volumes = fake_cinder(requests_mock)
+    post = requests_mock.post(f"{CINDER}/volumes", exc=requests.exceptions.ReadTimeout("slow"))
+    lookups = requests_mock.get(
+        f"{CINDER}/volumes/detail?name=volume-x",
+        [
+            {"json": {"volumes": []}},
+            {"json": {"volumes": []}},
+            {"json": {"volumes": [volume_body("creating")["volume"]]}},
+        ],
+    )
+    found = volumes.create_volume(
+        name="volume-x", size_gib=1, volume_type=None, availability_zone=None, metadata={}
+    )
+    assert found == VOLUME_ID
+    assert post.call_count == 1 and lookups.call_count == 3

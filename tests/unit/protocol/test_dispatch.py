@@ -84,3 +84,16 @@ def test_every_declared_error_type_is_one_the_director_knows():
     for cls in classes:
         if isinstance(cls, type) and issubclass(cls, errors.CpiError):
             assert cls.bosh_type in BOSH_ERROR_TYPES, cls
+
+
+def test_the_agents_nats_settings_in_create_vms_env_are_secrets():
+    """env.bosh.mbus: the NATS URLs carry credentials, the certificate a private key."""
+    from bosh_openstack_cpi.protocol import redaction
+
+    url = "nats://director:urls-canary-e19b@10.0.0.9:4222"
+    env = {"bosh": {"mbus": {"urls": [url], "cert": {"ca": "CA-PEM-canary"}}}}
+    try:
+        _call("create_vm", ["agent", "stemcell", {}, {}, [], env])
+        assert redaction.redact(f"{url} CA-PEM-canary") == "<redacted> <redacted>"
+    finally:
+        redaction.forget_secrets()
