@@ -41,6 +41,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -934,8 +935,11 @@ def sweep(cloud: dict[str, Any], prefix: str = "campaign-") -> dict[str, int]:
         if ours((v.metadata or {}).get(DIRECTOR_UUID_KEY))
     ]
     for volume in volumes:
-        admin.block_storage.wait_for_status(
-            volume, "available", failures=["error"], wait=300, attribute="status"
+        volume_id = str(volume.id)
+        _wait(
+            partial(_settled_volume, admin, volume_id),
+            f"volume {volume_id} to be deletable (available or error)",
+            300,
         )
         admin.block_storage.delete_volume(volume, ignore_missing=True)
     counts["volumes"] = len(volumes)
@@ -950,3 +954,14 @@ def sweep(cloud: dict[str, Any], prefix: str = "campaign-") -> dict[str, int]:
         admin.network.delete_ip(address, ignore_missing=True)
     counts["floating IPs"] = len(floating)
     return counts
+
+
+def _settled_volume(admin: Any, volume_id: str) -> bool:
+    """True once the volume can be deleted (or is gone): detached after its server went."""
+    import openstack
+
+    try:
+        volume = admin.block_storage.get_volume(volume_id)
+    except openstack.exceptions.NotFoundException:
+        return True
+    return volume.status in ("available", "error", "error_extending", "error_restoring")

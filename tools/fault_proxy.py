@@ -42,6 +42,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+# How long `records` waits for requests still in flight (an answer sent, not yet recorded;
+# a slow fault still sleeping is not worth waiting for).
+SETTLE_SECONDS = 2.0
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -181,8 +184,10 @@ class FaultProxy:
                 raise ValueError(f"refusing a non-loopback upstream: {url}")
         self.upstreams = {name: url.rstrip("/") for name, url in upstreams.items()}
         self.plan = plan or FaultPlan()
-        self.records: list[Record] = []
+        self._records: list[Record] = []
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._in_flight = 0
         self._sequence = 0
         self._servers: dict[str, ThreadingHTTPServer] = {}
         self._threads: list[threading.Thread] = []
@@ -206,6 +211,15 @@ class FaultProxy:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self._servers[service].server_address[1]}"
 
+    @property
+    def records(self) -> list[Record]:
+        """The requests seen so far. A request is recorded just after its answer went out,
+        so a client that has its answer may get here first: wait (briefly) for the requests
+        still in flight."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=SETTLE_SECONDS)
+            return list(self._records)
+
     def injected(self) -> list[Record]:
         return [r for r in self.records if r.fault]
 
@@ -219,12 +233,15 @@ class FaultProxy:
     def _next(self, service: str, method: str, path: str) -> tuple[int, Fault | None]:
         with self._lock:
             self._sequence += 1
+            self._in_flight += 1
             sequence = self._sequence
         return sequence, self.plan.decide(sequence, service, method, path)
 
     def _record(self, record: Record) -> None:
-        with self._lock:
-            self.records.append(record)
+        with self._settled:
+            self._records.append(record)
+            self._in_flight -= 1
+            self._settled.notify_all()
 
     def _handler_for(self, service: str) -> type[BaseHTTPRequestHandler]:
         proxy = self

@@ -30,10 +30,33 @@ def cloud() -> dict[str, Any]:
         pytest.fail(f"{error}", pytrace=False)
 
 
+# Director UUID prefixes of the suite's own runs (tests, the fault campaign).
+TEST_DIRECTOR_PREFIXES = ("test-", "campaign-")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leftovers_of_interrupted_runs(cloud: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    """A run that was stopped half-way (a session's end, Ctrl-C, a killed CI job) leaves
+    VMs that hold the static IPs the next run wants: remove everything the suite's own
+    director UUIDs left before the first test. Two suites must not share a cloud at the
+    same time (docs/testing.md)."""
+    from tools.fault_campaign import sweep
+
+    removed: dict[str, int] = {}
+    for prefix in TEST_DIRECTOR_PREFIXES:
+        for kind, count in sweep(cloud, prefix).items():
+            removed[kind] = removed.get(kind, 0) + count
+    found = {kind: count for kind, count in removed.items() if count}
+    if found:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"removed what earlier, interrupted runs left: {found}")
+
+
 @pytest.fixture
 def director_uuid() -> str:
     """A fresh director UUID per test: everything the CPI creates in it carries this UUID."""
-    return f"test-{uuid.uuid4()}"
+    return f"{TEST_DIRECTOR_PREFIXES[0]}{uuid.uuid4()}"
 
 
 @pytest.fixture
