@@ -22,6 +22,7 @@ whether to pass it through or to inject a fault:
                                       JSON: a broken proxy in the way)
 
 Every request is recorded (service, method, path, fault, status) for the reports.
+With `tls=(certificate, key)` the listeners speak HTTPS: the whole cloud behind TLS.
 Loopback only: upstreams must be 127.0.0.0/8 addresses.
 """
 
@@ -34,11 +35,13 @@ import json
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -176,8 +179,14 @@ class FaultPlan:
 
 
 class FaultProxy:
-    def __init__(self, upstreams: dict[str, str], plan: FaultPlan | None = None) -> None:
-        """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"}."""
+    def __init__(
+        self,
+        upstreams: dict[str, str],
+        plan: FaultPlan | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"};
+        `tls`: certificate and key files for HTTPS listeners (None: plain HTTP)."""
         for url in upstreams.values():
             host = urlsplit(url).hostname or ""
             if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
@@ -191,12 +200,21 @@ class FaultProxy:
         self._sequence = 0
         self._servers: dict[str, ThreadingHTTPServer] = {}
         self._threads: list[threading.Thread] = []
+        self._tls: ssl.SSLContext | None = None
+        if tls is not None:
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(*tls)
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> FaultProxy:
         for name in self.upstreams:
             server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_for(name))
             server.daemon_threads = True
+            if self._tls is not None:
+                # the handshake happens in the request's thread, not in the accept loop
+                server.socket = self._tls.wrap_socket(
+                    server.socket, server_side=True, do_handshake_on_connect=False
+                )
             self._servers[name] = server
             thread = threading.Thread(target=server.serve_forever, daemon=True)
             thread.start()
@@ -209,7 +227,8 @@ class FaultProxy:
             server.server_close()
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self._servers[service].server_address[1]}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._servers[service].server_address[1]}"
 
     @property
     def records(self) -> list[Record]:
@@ -251,6 +270,11 @@ class FaultProxy:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                # a client that refuses our certificate ends the handshake: nothing to log
+                with contextlib.suppress(ssl.SSLError, ConnectionResetError):
+                    super().handle()
 
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.integration import vm_support as vs
+from tests.integration.faults import cloud_upstreams, proxied_auth_url
 from tests.integration.tls_proxy import make_ca, make_server_cert, tls_front
 from tools.cpi_process import CpiProcess, CpiResult
+from tools.fault_proxy import FaultProxy
 
 CANARIES = ("canary-wrong-password-7f3a", "canary-appcred-secret-91bc")
 
@@ -132,6 +135,50 @@ def test_tls_verification_with_the_right_and_a_wrong_ca(
 
         unverified = cpi_for(auth_url=auth_url, connection_options={"ssl_verify_peer": False})
         assert unverified.call("has_vm", _unknown_vm()).error is None
+
+
+def test_the_whole_cloud_behind_tls(
+    cpi_for: Callable[..., CpiProcess],
+    cloud: dict[str, Any],
+    admin: Any,
+    tmp_path: Path,
+    leak_check: None,
+):
+    """Every service behind HTTPS with the test's CA (Keystone's catalog rewritten to the
+    TLS listeners): a VM with a persistent disk goes through Keystone, Nova, Neutron, Glance
+    and Cinder (a light stemcell: Glance), and none of it bypasses TLS; without the CA the CPI says what to set."""
+    ca, ca_key, ca_name = make_ca(tmp_path, "cloud")
+    cert, key = make_server_cert(tmp_path, ca_key, ca_name)
+    with FaultProxy(cloud_upstreams(admin, cloud), tls=(cert, key)) as proxy:
+        auth_url = proxied_auth_url(proxy, cloud)
+        assert auth_url.startswith("https://127.0.0.1:")
+        make = functools.partial(cpi_for, auth_url=auth_url, token_cache=False)
+
+        untrusted = make().call("create_disk", 1024, {}, None)
+        assert untrusted.error is not None
+        assert "TLS verification of Keystone" in untrusted.error["message"]
+        assert "connection_options.ca_cert" in untrusted.error["message"]
+
+        cpi = make(connection_options={"ca_cert": ca.read_text()})
+        image_id = cloud["resources"]["image_id"]
+        light = cpi.call("create_stemcell", "/unused", {"image_id": image_id})
+        assert light.result == f"{image_id} light", light.error
+        disk = cpi.call("create_disk", 1024, {}, None)
+        assert disk.error is None, disk.error
+        try:
+            with vs.vm(cpi, cloud, {"default": vs.dynamic_network(cloud)}) as (vm_cid, _, _):
+                attached = cpi.call("attach_disk", vm_cid, disk.result)
+                assert attached.error is None, attached.error
+                assert cpi.call("get_disks", vm_cid).result == [disk.result]
+                detached = cpi.call("detach_disk", vm_cid, disk.result)
+                assert detached.error is None, detached.error
+        finally:
+            assert cpi.call("delete_disk", disk.result).error is None
+
+        services = {r.service for r in proxy.records}
+        assert {"identity", "compute", "network", "image"} <= services, services
+        assert any("volume" in s or "block" in s for s in services), services
+        assert not any(r.status is None for r in proxy.records), "a request got no answer"
 
 
 def test_ca_file_from_the_config_is_removed_after_the_call(
