@@ -1,7 +1,12 @@
-"""Malformed requests of every shape: always exactly one JSON response, an allowed type."""
+"""Malformed requests of every shape: always exactly one JSON response, an allowed type.
+
+Examples per test: BOSH_CPI_FUZZ_EXAMPLES when set (the long run in docs/testing.md), else
+300 envelopes and 200 byte strings.
+"""
 
 import io
 import json
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +21,7 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+LONG_RUN = os.environ.get("BOSH_CPI_FUZZ_EXAMPLES")
 method_names = st.sampled_from(sorted(dispatch.METHODS)) | st.text(max_size=12)
 envelopes = st.fixed_dictionaries(
     {},
@@ -40,13 +46,13 @@ def _check(raw: bytes) -> None:
         assert "Traceback" not in response["error"]["message"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(LONG_RUN or 300), deadline=None)
 @given(envelopes)
 def test_any_envelope_gets_one_well_formed_response(document):
     _check(json.dumps(document).encode())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=int(LONG_RUN or 200), deadline=None)
 @given(st.binary(max_size=64))
 def test_arbitrary_bytes_get_one_well_formed_response(raw):
     _check(raw)
