@@ -59,6 +59,15 @@ def api_errors(service: str, action: str) -> Iterator[None]:
             f"The Keystone catalog has no {service} endpoint ({error}); check openstack.region "
             "and openstack.endpoint_type"
         ) from None
+    except ValueError as error:
+        # keystoneauth's answer when a service is in the catalog under two types (Cinder's
+        # block-storage and volumev3) and neither has an endpoint that matches the filters.
+        if "choosing an endpoint" not in str(error):
+            raise
+        raise ServiceNotInCatalog(
+            f"The Keystone catalog has no {service} endpoint for this region and interface; "
+            "check openstack.region and openstack.endpoint_type"
+        ) from None
     except (ksa.ConnectionError, ksa.ConnectTimeout) as error:
         raise CloudError(
             f"Cannot reach OpenStack {service} to {action}: {connection_problem(error)}"

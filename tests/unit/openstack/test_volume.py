@@ -15,6 +15,7 @@ from keystoneauth1.identity import v3
 
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.connection import Connection
+from bosh_openstack_cpi.openstack.errors import ServiceNotInCatalog
 from bosh_openstack_cpi.openstack.retry import idempotent
 from bosh_openstack_cpi.openstack.volume import Refused, Volume
 from bosh_openstack_cpi.protocol.errors import CloudError
@@ -25,9 +26,9 @@ VOLUME_ID = "5a1f0c3e-0000-4000-8000-000000000001"
 SNAPSHOT_ID = "5a1f0c3e-0000-4000-8000-0000000000aa"
 
 
-def _token() -> dict[str, Any]:
+def _token(region: str = "RegionOne") -> dict[str, Any]:
     domain = {"id": "default", "name": "Default"}
-    endpoint = {"interface": "public", "region": "RegionOne", "region_id": "RegionOne"}
+    endpoint = {"interface": "public", "region": region, "region_id": region}
     return {
         "token": {
             "methods": ["password"],
@@ -37,18 +38,23 @@ def _token() -> dict[str, Any]:
             "project": {"id": "p", "name": "bosh", "domain": domain},
             "catalog": [
                 {
-                    "type": "block-storage",
+                    "type": kind,
                     "name": "cinder",
-                    "id": "s",
-                    "endpoints": [{**endpoint, "url": CINDER, "id": "e"}],
+                    "id": kind,
+                    "endpoints": [{**endpoint, "url": CINDER, "id": kind}],
                 }
+                for kind in ("block-storage", "volumev3")
             ],
         }
     }
 
 
-def fake_cinder(requests_mock: Any, max_version: str = "3.70", **config: Any) -> Volume:
-    requests_mock.post(f"{AUTH_URL}/auth/tokens", json=_token(), headers={"X-Subject-Token": "t"})
+def fake_cinder(
+    requests_mock: Any, max_version: str = "3.70", region: str = "RegionOne", **config: Any
+) -> Volume:
+    requests_mock.post(
+        f"{AUTH_URL}/auth/tokens", json=_token(region), headers={"X-Subject-Token": "t"}
+    )
     versions = {
         "versions": [
             {
@@ -312,3 +318,9 @@ def test_a_missing_volume_or_snapshot_is_none_and_a_refused_extend_keeps_cinders
     with pytest.raises(Refused) as raised:
         volumes.extend_volume(VOLUME_ID, 1)
     assert raised.value.detail == "New size must be greater."
+
+
+def test_no_cinder_endpoint_in_the_region_names_the_settings_to_check(requests_mock):
+    volumes = fake_cinder(requests_mock, region="Elsewhere")
+    with pytest.raises(ServiceNotInCatalog, match="for this region and interface"):
+        volumes.get_volume(VOLUME_ID)
