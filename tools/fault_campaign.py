@@ -137,7 +137,7 @@ class Position:
 
     @property
     def discovery(self) -> bool:
-        """A version-discovery GET (the SDK's, before the first request to a service)."""
+        """A version-discovery GET (keystoneauth's, before the first request to a service)."""
         return bool(_DISCOVERY.match(self.signature))
 
     @property

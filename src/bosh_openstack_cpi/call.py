@@ -51,7 +51,7 @@ class Call:
 
     @property
     def cloud(self) -> Cloud:
-        """The authenticated OpenStack connection (imports the SDK on first use)."""
+        """The authenticated OpenStack connection (imports keystoneauth on first use)."""
         if self._cloud is None:
             from bosh_openstack_cpi.openstack.cloud import Cloud
 

@@ -3,12 +3,15 @@ environment, the request on stdin without a trailing newline."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -177,3 +180,93 @@ def test_info_does_not_import_the_sdk_or_logging():
         env={"PATH": os.environ["PATH"]},
     )
     assert completed.stderr.decode().strip() == "[]"
+
+
+class _FakeCloud(http.server.BaseHTTPRequestHandler):
+    """Keystone issuing a token whose catalog has one compute endpoint, and a Nova that
+    knows no server: just enough for has_vm."""
+
+    paths: ClassVar[list[str]] = []
+    port: ClassVar[int] = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.paths.append(f"POST {self.path}")
+        endpoint = {"id": "e", "interface": "public", "region": "RegionOne"}
+        token = {
+            "token": {
+                "methods": ["password"],
+                "expires_at": "2099-01-01T00:00:00.000000Z",
+                "issued_at": "2020-01-01T00:00:00.000000Z",
+                "user": {"id": "u", "name": "u", "domain": {"id": "d", "name": "d"}},
+                "project": {"id": "p", "name": "p", "domain": {"id": "d", "name": "d"}},
+                "catalog": [
+                    {
+                        "type": "compute",
+                        "id": "s",
+                        "endpoints": [{**endpoint, "url": f"http://127.0.0.1:{self.port}/v2.1"}],
+                    }
+                ],
+            }
+        }
+        self._answer(201, token, {"X-Subject-Token": "t"})
+
+    def do_GET(self) -> None:
+        self.paths.append(f"GET {self.path}")
+        self._answer(404, {"itemNotFound": {"code": 404, "message": "Instance not found"}})
+
+    def _answer(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet test output
+        pass
+
+
+def test_a_cloud_call_does_not_import_the_openstack_sdk(tmp_path: Path):
+    """openstacksdk costs ~0.4 s of import per call: a call that talks to the cloud uses
+    keystoneauth alone."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeCloud)
+    _FakeCloud.paths = []
+    _FakeCloud.port = server.server_port
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        openstack = {
+            "auth_url": f"http://127.0.0.1:{server.server_port}/v3",
+            "username": "u",
+            "api_key": "p",
+            "project": "p",
+            "domain": "d",
+            "token_cache": False,
+        }
+        config = tmp_path / "cpi.json"
+        config.write_text(json.dumps({"cloud": {"properties": {"openstack": openstack}}}))
+        request = {"method": "has_vm", "arguments": ["vm-1"], "context": {"director_uuid": "d"}}
+        probe = (
+            "import sys, io\n"
+            "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))\n"
+            "sys.argv = ['cpi', sys.argv[2]]\n"
+            "from bosh_openstack_cpi.cli import main\n"
+            "main()\n"
+            "sys.stderr.write('\\nimported: ' + repr('openstack' in sys.modules))\n"
+        )
+        completed = subprocess.run(
+            [sys.executable, "-I", "-c", probe, json.dumps(request), str(config)],
+            capture_output=True,
+            check=True,
+            timeout=60,
+            env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path)},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    response = json.loads(completed.stdout)
+    assert response["error"] is None
+    assert response["result"] is False
+    assert _FakeCloud.paths == ["POST /v3/auth/tokens", "GET /v2.1/servers/vm-1"]
+    assert completed.stderr.decode().rstrip().endswith("imported: False")

@@ -1,4 +1,4 @@
-"""`info`: answered locally, without config, SDK or network (the director calls
+"""`info`: answered locally, without config, keystoneauth or network (the director calls
 it before nearly every operation)."""
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ from functools import cached_property
 from keystoneauth1 import exceptions as ksa
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
-from openstack import connection as sdk_connection
 
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import retry
 from bosh_openstack_cpi.openstack.compute import Compute
+from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.openstack.image import Image
 from bosh_openstack_cpi.openstack.network import Network
@@ -88,7 +88,7 @@ class Cloud:
 
     def __init__(
         self,
-        connection: sdk_connection.Connection,
+        connection: Connection,
         config: OpenStackConfig,
         cache: SessionCache | None = None,
     ) -> None:
@@ -129,17 +129,9 @@ class Cloud:
             if cache is not None:
                 cache.drop()
             raise
-        # Built from our session: the SDK then reads neither clouds.yaml nor OS_* variables.
-        # Its automatic retries are off (the SDK default retries image requests, uploads
-        # included, 5 times): openstack/retry.py decides per call what may be repeated.
-        connection = sdk_connection.Connection(
-            session=session,
-            region_name=config.region,
-            interface=config.endpoint_type,
-            connect_retries=0,
-            status_code_retries=0,
-            image_status_code_retries=0,
-        )
+        # keystoneauth's own retries stay off: openstack/retry.py decides per call what may
+        # be repeated (uploads never are).
+        connection = Connection(session, region_name=config.region, interface=config.endpoint_type)
         return cls(connection, config, cache)
 
     @cached_property

@@ -1,7 +1,7 @@
 """Nova: servers, flavors, key pairs, volume attachments.
 
-Requests go straight to the Nova REST API through the SDK's compute adapter: the request
-bodies are exactly what the CPI means, and the SDK makes no lookups of its own. Nova's
+Requests go straight to the Nova REST API through a keystoneauth Adapter: the request
+bodies are exactly what the CPI means, and nothing makes lookups of its own. Nova's
 base microversion (2.1) is used unless a feature needs a newer one.
 """
 
@@ -15,11 +15,10 @@ from typing import Any
 
 import requests
 from keystoneauth1 import exceptions as ksa
-from openstack import connection as sdk_connection
-from openstack import exceptions as sdk
 
 from bosh_openstack_cpi.flavors import Flavor
-from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors, connection_problem, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError, VMNotFound
@@ -105,7 +104,7 @@ def _never_sent(error: Exception) -> bool:
 
 
 class Compute:
-    def __init__(self, connection: sdk_connection.Connection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._nova = connection.compute
 
     def _send(
@@ -114,7 +113,7 @@ class Compute:
         if microversion is not None:
             kwargs["microversion"] = microversion
         response = self._nova.request(url, method, **kwargs)
-        sdk.raise_from_response(response)
+        http.raise_from_response(response)
         return response
 
     def _post_unless_sent(
@@ -139,7 +138,7 @@ class Compute:
         with api_errors("Compute", f"look up server '{server_id}'"):
             try:
                 response = self._read(f"/servers/{server_id}", f"get server '{server_id}'")
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return None
         return _server(response.json()["server"])
 
@@ -172,7 +171,7 @@ class Compute:
             try:
                 response = self._post_unless_sent("/servers", body, microversion=microversion)
                 return str(response.json()["server"]["id"])
-            except sdk.HttpException as error:
+            except http.HttpException as error:
                 status = error.status_code or 0
                 if status in UNCERTAIN_STATUSES:
                     raise ServerCreateUnanswered(
@@ -235,7 +234,7 @@ class Compute:
                     lambda: self._send("DELETE", f"/servers/{server_id}"),
                     f"delete server '{server_id}'",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return False
         return True
 
@@ -282,9 +281,9 @@ class Compute:
         with api_errors("Compute", action):
             try:
                 retry.idempotent(send, action)
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 raise VMNotFound(f"VM '{server_id}' not found in Nova: cannot reboot it") from None
-            except sdk.ConflictException:
+            except http.ConflictException:
                 server = self.get_server(server_id) if sent[0] > 1 else None
                 if server is None or not (server.task_state or "").startswith("reboot"):
                     raise
@@ -301,7 +300,7 @@ class Compute:
                     ),
                     action,
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 raise VMNotFound(
                     f"VM '{server_id}' not found in Nova: cannot set its metadata"
                 ) from None
@@ -316,7 +315,7 @@ class Compute:
                     ),
                     action,
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 raise VMNotFound(f"VM '{server_id}' not found in Nova: cannot rename it") from None
 
     # --- flavors -------------------------------------------------------------------
@@ -330,19 +329,17 @@ class Compute:
     # --- persistent disk attachments (Nova os-volume_attachments) -------------------
     # Methods used by actions/disks.py go below this line.
     #
-    # Plain JSON requests: the SDK's attachment helpers look the server up again first,
-    # and its Flavor resource drops the ephemeral size that Nova embeds in servers.
+    # Plain JSON requests (openstacksdk's attachment helpers looked the server up again
+    # first, and its Flavor resource dropped the ephemeral size Nova embeds in servers).
     # Imports are local to keep this section apart from the rest of the module.
 
     def disk_server(self, server_id: str) -> dict[str, Any]:
         """The server document, with the full flavor embedded where Nova can (2.47+).
         VMNotFound when the server does not exist or is deleted."""
-        from openstack import utils as sdk_utils
-
         from bosh_openstack_cpi.protocol.errors import VMNotFound
 
         with api_errors("Compute", f"look up server '{server_id}'"):
-            full_flavor = sdk_utils.supports_microversion(self._nova, _FLAVOR_IN_SERVER)
+            full_flavor = http.supports_microversion(self._nova, _FLAVOR_IN_SERVER)
             try:
                 server: dict[str, Any] = self._disk_request(
                     "GET",
@@ -350,7 +347,7 @@ class Compute:
                     f"look up server {server_id}",
                     microversion=_FLAVOR_IN_SERVER if full_flavor else None,
                 )["server"]
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 server = {"status": "DELETED"}
         if str(server.get("status")).upper() in GONE_STATES:
             raise VMNotFound(f"VM '{server_id}' does not exist (Nova has no such server)")
@@ -365,7 +362,7 @@ class Compute:
                     flavor = self._disk_request(
                         "GET", f"/flavors/{flavor['id']}", "look up flavor"
                     )["flavor"]
-                except sdk.NotFoundException:
+                except http.NotFoundException:
                     flavor = {}
             flavor = {
                 "ephemeral": flavor.get("OS-FLV-EXT-DATA:ephemeral"),
@@ -385,7 +382,7 @@ class Compute:
                     f"/servers/{server_id}/os-volume_attachments",
                     f"list volume attachments of {server_id}",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 raise VMNotFound(
                     f"VM '{server_id}' does not exist (Nova has no such server)"
                 ) from None
@@ -417,7 +414,7 @@ class Compute:
         with api_errors("Compute", f"attach volume '{volume_id}' to server '{server_id}'"):
             try:
                 return self._attach_once(post, server_id, volume_id, what)
-            except sdk.NotFoundException as error:
+            except http.NotFoundException as error:
                 if _server_missing(error):
                     raise VMNotFound(
                         f"VM '{server_id}' does not exist (Nova has no such server)"
@@ -425,7 +422,7 @@ class Compute:
                 raise DiskNotFound(
                     f"Disk '{volume_id}' does not exist (Cinder has no such volume)"
                 ) from None
-            except (sdk.BadRequestException, sdk.ConflictException) as error:
+            except (http.BadRequestException, http.ConflictException) as error:
                 raise Refused(
                     f"Nova refused to attach volume '{volume_id}' to server '{server_id}': "
                     f"{os_errors.describe_http_error(error)}",
@@ -447,7 +444,7 @@ class Compute:
                     f"/servers/{server_id}/os-volume_attachments/{volume_id}",
                     f"detach volume {volume_id} from {server_id}",
                 )
-            except sdk.NotFoundException as error:
+            except http.NotFoundException as error:
                 # Nova answers 404 for a missing server and for a missing attachment alike.
                 if _server_missing(error):
                     raise VMNotFound(
@@ -455,7 +452,7 @@ class Compute:
                     ) from None
                 self.disk_server(server_id)  # VMNotFound if Nova's words were not conclusive
                 return False
-            except (sdk.BadRequestException, sdk.ConflictException) as error:
+            except (http.BadRequestException, http.ConflictException) as error:
                 raise Refused(
                     f"Nova refused to detach volume '{volume_id}' from server '{server_id}': "
                     f"{os_errors.describe_http_error(error)}",
@@ -473,12 +470,12 @@ class Compute:
         microversion: str | None = None,
         retry: bool = True,
     ) -> dict[str, Any]:
-        """One Nova request; SDK exceptions for HTTP errors, the JSON body (or {})."""
+        """One Nova request; http.HttpException for HTTP errors, the JSON body (or {})."""
         from bosh_openstack_cpi.openstack.retry import idempotent
 
         def send() -> dict[str, Any]:
             response = self._nova.request(path, method, json=json, microversion=microversion)
-            sdk.raise_from_response(response)
+            http.raise_from_response(response)
             if not response.content:
                 return {}
             document: dict[str, Any] = response.json()
@@ -515,7 +512,7 @@ ATTACH_ATTEMPTS = 3
 _FLAVOR_IN_SERVER = "2.47"
 
 
-def _server_missing(error: sdk.HttpException) -> bool:
+def _server_missing(error: http.HttpException) -> bool:
     """Nova's 404 for a missing server ("Instance <id> could not be found."), as opposed to
     a missing volume or attachment ("Instance <id> is not attached to volume <id>")."""
     text = str(error.details or "").lower()

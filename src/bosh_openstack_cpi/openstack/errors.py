@@ -1,4 +1,4 @@
-"""Translate SDK and keystoneauth exceptions into CPI errors that say what to fix."""
+"""Translate HTTP errors and keystoneauth exceptions into CPI errors that say what to fix."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator
 
 from keystoneauth1 import exceptions as ksa
-from openstack import exceptions as sdk
 
+from bosh_openstack_cpi.openstack.http import HttpException
 from bosh_openstack_cpi.protocol.errors import CloudError
 
 TLS_HINT = (
@@ -29,7 +29,7 @@ def connection_problem(error: Exception) -> str:
     return reasons[-1].strip() if reasons else text
 
 
-def describe_http_error(error: sdk.HttpException) -> str:
+def describe_http_error(error: HttpException) -> str:
     details = (error.details or "").strip() or str(error.message or "").strip()
     text = f"HTTP {error.status_code}"
     if details:
@@ -48,16 +48,25 @@ def api_errors(service: str, action: str) -> Iterator[None]:
     """
     try:
         yield
-    except sdk.HttpException as error:
+    except HttpException as error:
         raise CloudError(
             f"OpenStack {service} API: {action} failed, {describe_http_error(error)}"
         ) from None
     except ksa.SSLError as error:
         raise CloudError(f"TLS error talking to OpenStack {service}: {error}. {TLS_HINT}") from None
-    except (ksa.EndpointNotFound, sdk.ServiceDisabledException) as error:
+    except ksa.EndpointNotFound as error:
         raise ServiceNotInCatalog(
             f"The Keystone catalog has no {service} endpoint ({error}); check openstack.region "
             "and openstack.endpoint_type"
+        ) from None
+    except ValueError as error:
+        # keystoneauth's answer when a service is in the catalog under two types (Cinder's
+        # block-storage and volumev3) and neither has an endpoint that matches the filters.
+        if "choosing an endpoint" not in str(error):
+            raise
+        raise ServiceNotInCatalog(
+            f"The Keystone catalog has no {service} endpoint for this region and interface; "
+            "check openstack.region and openstack.endpoint_type"
         ) from None
     except (ksa.ConnectionError, ksa.ConnectTimeout) as error:
         raise CloudError(
@@ -68,5 +77,5 @@ def api_errors(service: str, action: str) -> Iterator[None]:
             f"OpenStack {service} did not answer in time to {action}: {error}; raise "
             "openstack.connection_options.read_timeout if the cloud is slow"
         ) from None
-    except sdk.SDKException as error:
+    except ksa.ClientException as error:  # e.g. version discovery found no usable API
         raise CloudError(f"OpenStack {service}: {action} failed: {error}") from None

@@ -1,8 +1,8 @@
 """Glance: images (stemcells).
 
-Requests go straight to the Glance v2 REST API through the SDK's image adapter, so that
-the request bodies are exactly what the CPI means (the SDK's image resource converts some
-properties to booleans, and its create_image helper looks up images by name first).
+Requests go straight to the Glance v2 REST API through a keystoneauth Adapter, so that
+the request bodies are exactly what the CPI means (openstacksdk's image resource converted
+some properties to booleans, and its create_image helper looked up images by name first).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from typing import Any
 
 import requests
 from keystoneauth1 import exceptions as ksa
-from openstack import connection as sdk_connection
-from openstack import exceptions as sdk
 
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError
@@ -98,13 +97,13 @@ def _state(body: Mapping[str, Any]) -> ImageState:
 
 
 class Image:
-    def __init__(self, connection: sdk_connection.Connection, config: OpenStackConfig) -> None:
+    def __init__(self, connection: Connection, config: OpenStackConfig) -> None:
         self._glance = connection.image
         self._config = config
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         response = self._glance.request(url, method, **kwargs)
-        sdk.raise_from_response(response)
+        http.raise_from_response(response)
         return response
 
     def create(self, attributes: Mapping[str, str]) -> ImageState:
@@ -123,7 +122,7 @@ class Image:
                         lambda: self._send("POST", "/images", json=dict(attributes)), what
                     )
                     return _state(response.json())
-                except sdk.ConflictException:
+                except http.ConflictException:
                     found = self.get(image_id) if image_id and attempt > 1 else None
                     if found is None:
                         raise
@@ -147,7 +146,7 @@ class Image:
                 response = retry.idempotent(
                     lambda: self._send("GET", f"/images/{image_id}"), f"get image '{image_id}'"
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return None
             return _state(response.json())
 
@@ -159,7 +158,7 @@ class Image:
                     lambda: self._send("DELETE", f"/images/{image_id}"),
                     f"delete image '{image_id}'",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return False
         return True
 
@@ -198,7 +197,7 @@ class Image:
                     f"({size} bytes) is larger than Glance's image_size_cap or the project's "
                     "image storage quota allows"
                 )
-            sdk.raise_from_response(response)
+            http.raise_from_response(response)
             if not 200 <= response.status_code < 300:  # a redirect, which is not followed
                 raise CloudError(
                     f"OpenStack Image API: {action} failed, unexpected answer "
@@ -234,7 +233,7 @@ class Image:
 
 def _describe(response: requests.Response) -> str:
     try:
-        sdk.raise_from_response(response)
-    except sdk.HttpException as error:
+        http.raise_from_response(response)
+    except http.HttpException as error:
         return describe_http_error(error)
     return f"HTTP {response.status_code}"

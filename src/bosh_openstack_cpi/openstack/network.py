@@ -1,6 +1,6 @@
 """Neutron: ports, floating IPs, security groups, networks.
 
-Requests go straight to the Neutron REST API through the SDK's network adapter, with
+Requests go straight to the Neutron REST API through a keystoneauth Adapter, with
 filtered queries (never a listing of everything) and only the fields the CPI reads.
 """
 
@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+from keystoneauth1 import adapter as ksa_adapter
 from keystoneauth1 import exceptions as ksa
-from openstack import connection as sdk_connection
-from openstack import exceptions as sdk
 
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors
 from bosh_openstack_cpi.protocol.errors import CloudError, VMCreationFailed
 
@@ -113,14 +113,18 @@ def looks_like_uuid(value: str) -> bool:
 
 
 class Network:
-    def __init__(self, connection: sdk_connection.Connection, config: OpenStackConfig) -> None:
+    def __init__(self, connection: Connection, config: OpenStackConfig) -> None:
         self._connection = connection
-        self._neutron = connection.network
         self._config = config
+
+    @property
+    def _neutron(self) -> ksa_adapter.Adapter:
+        # Built on first use, inside api_errors: a missing catalog entry is reported there.
+        return self._connection.network
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         response = self._neutron.request(url, method, **kwargs)
-        sdk.raise_from_response(response)
+        http.raise_from_response(response)
         return response
 
     def _get(self, url: str, what: str, params: Any) -> dict[str, Any]:
@@ -223,13 +227,13 @@ class Network:
             while True:
                 try:
                     return self._post_port(port, action, ours)
-                except sdk.NotFoundException as error:
+                except http.NotFoundException as error:
                     raise VMCreationFailed(
                         f"Neutron network '{network_id}' does not exist or is not accessible "
                         f"from this project ({error.details}): cloud_properties.net_id must be "
                         "a network UUID (not a subnet UUID)"
                     ) from None
-                except sdk.ConflictException as error:
+                except http.ConflictException as error:
                     mine = ours()
                     if mine is not None:
                         log.info("%s: an earlier request did make port %s", action, mine.id)
@@ -252,7 +256,7 @@ class Network:
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 return _port(self._send("POST", "/ports", json={"port": port}).json()["port"])
-            except (sdk.HttpException, ksa.ConnectionError, ksa.ConnectTimeout) as error:
+            except (http.HttpException, ksa.ConnectionError, ksa.ConnectTimeout) as error:
                 # ConnectionError: refused, reset, or an answer cut off (UnknownConnectionError)
                 if not retry.is_transient(error):
                     raise
@@ -261,7 +265,7 @@ class Network:
                         raise
                     time.sleep(retry.retry_after(error) or attempt)
                     continue
-                if isinstance(error, sdk.HttpException) and (error.status_code or 0) < 500:
+                if isinstance(error, http.HttpException) and (error.status_code or 0) < 500:
                     raise
                 mine = ours()
                 if mine is not None:
@@ -307,7 +311,7 @@ class Network:
         with api_errors("Network", action):
             try:
                 retry.idempotent(lambda: self._send("DELETE", f"/ports/{port_id}"), action)
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return False
         return True
 
@@ -366,7 +370,7 @@ class Network:
                     ),
                     action,
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return
 
     # --- networks ------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from keystoneauth1 import exceptions as ksa
-from openstack import exceptions as sdk
+
+from bosh_openstack_cpi.openstack.http import HttpException
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ DEFAULT_BUDGET = 60.0
 
 
 def _status(error: Exception) -> int | None:
-    if isinstance(error, sdk.HttpException):
+    if isinstance(error, HttpException):
         return error.status_code
     if isinstance(error, ksa.HttpError):
         return error.http_status
@@ -87,7 +88,7 @@ def retry_after(error: Exception) -> float | None:
 
 
 def is_transient(error: Exception) -> bool:
-    if isinstance(error, sdk.HttpException):
+    if isinstance(error, HttpException):
         return error.status_code in TRANSIENT_STATUS or _over_limit(error)
     if isinstance(error, ksa.RequestTimeout):  # HTTP 408: the server gave up waiting
         return True
@@ -145,7 +146,7 @@ def _run(
 
 
 def _short(error: Exception) -> str:
-    if isinstance(error, sdk.HttpException):
+    if isinstance(error, HttpException):
         return f"HTTP {error.status_code}"
     return type(error).__name__
 

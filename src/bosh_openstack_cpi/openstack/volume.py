@@ -1,5 +1,8 @@
 """Cinder: volumes (persistent disks) and snapshots.
 
+Plain REST requests to the Cinder v3 API through a keystoneauth Adapter. Volume and
+snapshot requests use the newest microversion both sides know (up to what the CPI was
+written for), so that answers carry `volume_type_id` and in-use volumes can be extended.
 Returns plain values (`VolumeState`, `SnapshotState`). Reads, deletes and metadata
 updates are retried on transient failures (openstack/retry.py); a create that may have
 reached Cinder is looked up by its unique name before it is sent again, so that a lost
@@ -15,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from openstack import connection as sdk_connection
-from openstack import exceptions as sdk
-from openstack import utils as sdk_utils
+import requests
+from keystoneauth1 import adapter as ksa_adapter
 
 from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack import http
+from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.retry import (
     idempotent,
@@ -39,6 +43,9 @@ T = TypeVar("T")
 # Cinder microversions this adapter relies on when the cloud offers them.
 EXTEND_ATTACHED_MICROVERSION = "3.42"
 MESSAGES_MICROVERSION = "3.3"
+# Newest microversions the requests are written for (volume_type_id in volumes from 3.63).
+VOLUME_MICROVERSION = "3.71"
+SNAPSHOT_MICROVERSION = "3.65"
 
 # A create whose answer was lost is looked up, then sent again at most this often.
 CREATE_ATTEMPTS = 3
@@ -48,7 +55,7 @@ ANSWERED_SETTLE_SECONDS = 3.0
 LOST_ANSWER_SETTLE_SECONDS = 60.0
 
 # Cinder's answers when a resource's state does not allow a request.
-_REFUSALS = (sdk.BadRequestException, sdk.ConflictException)
+_REFUSALS = (http.BadRequestException, http.ConflictException)
 
 # Transitional states in which Cinder refuses to delete a volume or snapshot.
 BUSY_STATES = frozenset(
@@ -105,7 +112,7 @@ class Refused(CloudError):
         self.detail = detail
 
 
-def openstack_words(error: sdk.HttpException) -> str:
+def openstack_words(error: http.HttpException) -> str:
     """The service's own message: `details`, unwrapped when it is still a JSON fault body
     such as {"badRequest": {"code": 400, "message": "..."}}."""
     details = str(error.details or error.message or "").strip()
@@ -120,29 +127,29 @@ def openstack_words(error: sdk.HttpException) -> str:
     return details
 
 
-def _volume_state(volume: Any) -> VolumeState:
+def _volume_state(volume: dict[str, Any]) -> VolumeState:
     attachments = tuple(
         Attachment(server_id=str(a.get("server_id")), device=a.get("device"))
-        for a in (volume.attachments or [])
+        for a in (volume.get("attachments") or [])
         if isinstance(a, dict) and a.get("server_id")
     )
     return VolumeState(
-        id=str(volume.id),
-        status=str(volume.status or "").lower(),
-        size_gib=int(volume.size or 0),
-        availability_zone=volume.availability_zone,
-        volume_type=volume.volume_type,
-        volume_type_id=volume.volume_type_id,
-        migration_status=volume.migration_status,
+        id=str(volume["id"]),
+        status=str(volume.get("status") or "").lower(),
+        size_gib=int(volume.get("size") or 0),
+        availability_zone=volume.get("availability_zone"),
+        volume_type=volume.get("volume_type"),
+        volume_type_id=volume.get("volume_type_id"),
+        migration_status=volume.get("os-vol-mig-status-attr:migstat"),
         attachments=attachments,
     )
 
 
-def _snapshot_state(snapshot: Any) -> SnapshotState:
+def _snapshot_state(snapshot: dict[str, Any]) -> SnapshotState:
     return SnapshotState(
-        id=str(snapshot.id),
-        status=str(snapshot.status or "").lower(),
-        volume_id=snapshot.volume_id,
+        id=str(snapshot["id"]),
+        status=str(snapshot.get("status") or "").lower(),
+        volume_id=snapshot.get("volume_id"),
     )
 
 
@@ -153,15 +160,42 @@ def _deletion_failure(state: VolumeState | SnapshotState | None) -> str | None:
 
 
 class Volume:
-    def __init__(self, connection: sdk_connection.Connection, config: OpenStackConfig) -> None:
+    def __init__(self, connection: Connection, config: OpenStackConfig) -> None:
         self._connection = connection
         self._config = config
         self._sleep: Callable[[float], None] = time.sleep
+        self._microversions: dict[str, str | None] = {}
 
     @property
-    def _cinder(self) -> Any:
+    def _cinder(self) -> ksa_adapter.Adapter:
         # Built on first use: a call that never touches Cinder pays no version discovery.
         return self._connection.block_storage
+
+    def _microversion(self, wanted: str) -> str | None:
+        """`wanted`, or Cinder's newest when older (from the cached version discovery)."""
+        if wanted not in self._microversions:
+            self._microversions[wanted] = http.best_microversion(self._cinder, wanted)
+        return self._microversions[wanted]
+
+    def _send(
+        self, method: str, path: str, *, microversion: str | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """One Cinder request; http.HttpException for an error answer."""
+        if microversion is not None:
+            kwargs["microversion"] = self._microversion(microversion)
+        response = self._cinder.request(path, method, **kwargs)
+        http.raise_from_response(response)
+        return response
+
+    def _document(self, method: str, path: str, key: str, **kwargs: Any) -> dict[str, Any]:
+        """The `key` object of a Cinder answer, e.g. the "volume" of {"volume": {...}}."""
+        document: dict[str, Any] = self._send(method, path, **kwargs).json()[key]
+        return document
+
+    def _volume_action(self, volume_id: str, body: dict[str, Any]) -> None:
+        self._send(
+            "POST", f"/volumes/{volume_id}/action", json=body, microversion=VOLUME_MICROVERSION
+        )
 
     # --- volumes -------------------------------------------------------------------
 
@@ -189,18 +223,26 @@ class Volume:
             try:
                 return self._create_once(
                     f"create volume '{name}'",
-                    lambda: str(self._cinder.create_volume(**attributes).id),
-                    lambda: self._find_by_name(self._cinder.volumes, name),
+                    lambda: str(
+                        self._document(
+                            "POST",
+                            "/volumes",
+                            "volume",
+                            json={"volume": attributes},
+                            microversion=VOLUME_MICROVERSION,
+                        )["id"]
+                    ),
+                    lambda: self._find_by_name("/volumes/detail", "volumes", name),
                     self._sleep,
                 )
-            except sdk.NotFoundException as error:
+            except http.NotFoundException as error:
                 # the only thing the create request names that can be missing
                 raise CloudError(
                     f"Cinder has no volume type '{volume_type}' ({describe_http_error(error)})"
                     f"{self._known_types_hint()}: set the disk type's cloud_properties.type "
                     "or openstack.default_volume_type to one of them"
                 ) from None
-            except sdk.BadRequestException as error:
+            except http.BadRequestException as error:
                 hint = ""
                 if availability_zone and "availability" in str(error.details).lower():
                     hint = (
@@ -217,9 +259,15 @@ class Volume:
         with api_errors(SERVICE, f"look up volume '{volume_id}'"):
             try:
                 volume = idempotent(
-                    lambda: self._cinder.get_volume(volume_id), f"look up volume {volume_id}"
+                    lambda: self._document(
+                        "GET",
+                        f"/volumes/{volume_id}",
+                        "volume",
+                        microversion=VOLUME_MICROVERSION,
+                    ),
+                    f"look up volume {volume_id}",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return None
         return _volume_state(volume)
 
@@ -229,10 +277,10 @@ class Volume:
         with api_errors(SERVICE, f"delete volume '{volume_id}'"):
             try:
                 idempotent(
-                    lambda: self._cinder.delete_volume(volume_id, ignore_missing=False),
+                    lambda: self._send("DELETE", f"/volumes/{volume_id}"),
                     f"delete volume {volume_id}",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return False
             except _REFUSALS as error:
                 raise Refused(
@@ -246,17 +294,19 @@ class Volume:
         with api_errors(SERVICE, f"set metadata of volume '{volume_id}'"):
             try:
                 idempotent(
-                    lambda: self._cinder.set_volume_metadata(volume_id, **metadata),
+                    lambda: self._send(
+                        "POST", f"/volumes/{volume_id}/metadata", json={"metadata": metadata}
+                    ),
                     f"set metadata of volume {volume_id}",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return False
         return True
 
     def can_extend_attached(self) -> bool:
         """Cinder extends in-use volumes (and tells Nova) from microversion 3.42 on."""
         with api_errors(SERVICE, "read the API versions"):
-            return bool(sdk_utils.supports_microversion(self._cinder, EXTEND_ATTACHED_MICROVERSION))
+            return http.supports_microversion(self._cinder, EXTEND_ATTACHED_MICROVERSION)
 
     def extend_volume(self, volume_id: str, size_gib: int) -> None:
         """A request whose fate is unknown (5xx, lost answer) is sent again: if the first did
@@ -266,12 +316,12 @@ class Volume:
 
         def send() -> None:
             sent[0] += 1
-            self._cinder.extend_volume(volume_id, size_gib)
+            self._volume_action(volume_id, {"os-extend": {"new_size": size_gib}})
 
         with api_errors(SERVICE, f"extend volume '{volume_id}' to {size_gib} GiB"):
             try:
                 idempotent(send, f"extend volume {volume_id}")
-            except (*_REFUSALS, sdk.ForbiddenException) as error:
+            except (*_REFUSALS, http.ForbiddenException) as error:
                 if sent[0] > 1:
                     state = self.get_volume(volume_id)
                     if state is not None and (
@@ -291,17 +341,18 @@ class Volume:
         with api_errors(SERVICE, f"change the type of volume '{volume_id}' to '{volume_type}'"):
             try:
                 refused_only(
-                    lambda: self._cinder.retype_volume(
-                        volume_id, volume_type, migration_policy="on-demand"
+                    lambda: self._volume_action(
+                        volume_id,
+                        {"os-retype": {"new_type": volume_type, "migration_policy": "on-demand"}},
                     ),
                     f"retype volume {volume_id}",
                 )
-            except sdk.NotFoundException as error:
+            except http.NotFoundException as error:
                 raise CloudError(
                     f"Cannot change the type of volume '{volume_id}' to '{volume_type}': "
                     f"{describe_http_error(error)}{self._known_types_hint()}"
                 ) from None
-            except (*_REFUSALS, sdk.ForbiddenException) as e:
+            except (*_REFUSALS, http.ForbiddenException) as e:
                 raise Refused(
                     f"Cinder refused to change the type of volume '{volume_id}' to "
                     f"'{volume_type}': {describe_http_error(e)}",
@@ -334,20 +385,27 @@ class Volume:
         self, *, volume_id: str, name: str, description: str, metadata: dict[str, str]
     ) -> str:
         """POST /snapshots with force (in-use volumes too); the id of the new snapshot."""
+        snapshot = {
+            "volume_id": volume_id,
+            "name": name,
+            "description": description,
+            "force": True,
+            "metadata": metadata,
+        }
         with api_errors(SERVICE, f"create snapshot '{name}' of volume '{volume_id}'"):
             try:
                 return self._create_once(
                     f"create snapshot '{name}'",
                     lambda: str(
-                        self._cinder.create_snapshot(
-                            volume_id=volume_id,
-                            name=name,
-                            description=description,
-                            is_forced=True,
-                            metadata=metadata,
-                        ).id
+                        self._document(
+                            "POST",
+                            "/snapshots",
+                            "snapshot",
+                            json={"snapshot": snapshot},
+                            microversion=SNAPSHOT_MICROVERSION,
+                        )["id"]
                     ),
-                    lambda: self._find_by_name(self._cinder.snapshots, name),
+                    lambda: self._find_by_name("/snapshots/detail", "snapshots", name),
                     self._sleep,
                 )
             except _REFUSALS as error:
@@ -361,10 +419,15 @@ class Volume:
         with api_errors(SERVICE, f"look up snapshot '{snapshot_id}'"):
             try:
                 snapshot = idempotent(
-                    lambda: self._cinder.get_snapshot(snapshot_id),
+                    lambda: self._document(
+                        "GET",
+                        f"/snapshots/{snapshot_id}",
+                        "snapshot",
+                        microversion=SNAPSHOT_MICROVERSION,
+                    ),
                     f"look up snapshot {snapshot_id}",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return None
         return _snapshot_state(snapshot)
 
@@ -374,10 +437,10 @@ class Volume:
         with api_errors(SERVICE, f"delete snapshot '{snapshot_id}'"):
             try:
                 idempotent(
-                    lambda: self._cinder.delete_snapshot(snapshot_id, ignore_missing=False),
+                    lambda: self._send("DELETE", f"/snapshots/{snapshot_id}"),
                     f"delete snapshot {snapshot_id}",
                 )
-            except sdk.NotFoundException:
+            except http.NotFoundException:
                 return False
             except _REFUSALS as error:
                 raise Refused(
@@ -451,14 +514,14 @@ class Volume:
         """Cinder's user message about a resource that went to `error` (API 3.3+), e.g.
         "schedule allocate volume: Could not find any available weighted backend."."""
         try:
-            if not sdk_utils.supports_microversion(self._cinder, MESSAGES_MICROVERSION):
+            if not http.supports_microversion(self._cinder, MESSAGES_MICROVERSION):
                 return None
             response = self._cinder.get(
                 "/messages",
                 params={"resource_uuid": resource_id},
                 microversion=MESSAGES_MICROVERSION,
             )
-            sdk.raise_from_response(response)
+            http.raise_from_response(response)
             messages = response.json().get("messages") or []
         except Exception as error:  # only a better message is lost
             log.debug("No Cinder message for %s: %s", resource_id, error)
@@ -468,7 +531,8 @@ class Volume:
 
     def _known_types_hint(self) -> str:
         try:
-            names = sorted(str(t.name) for t in self._cinder.types())
+            response = self._send("GET", "/types")
+            names = sorted(str(t.get("name")) for t in response.json().get("volume_types") or [])
         except Exception as error:  # only a better message is lost
             log.debug("Cannot list volume types: %s", error)
             return ""
@@ -481,9 +545,10 @@ class Volume:
         right away would only see the old state, so the first one comes a moment later."""
         self._sleep(min(FIRST_INTERVAL, self._config.wait_resource_poll_interval))
 
-    @staticmethod
-    def _find_by_name(lister: Callable[..., Any], name: str) -> str | None:
-        found = [str(item.id) for item in lister(name=name)]
+    def _find_by_name(self, path: str, key: str, name: str) -> str | None:
+        """The id of the first volume or snapshot of this name (the CPI's names are unique)."""
+        response = self._send("GET", path, params={"name": name})
+        found = [str(item["id"]) for item in response.json().get(key) or [] if "id" in item]
         return found[0] if found else None
 
     @staticmethod

@@ -2,7 +2,7 @@
 what arguments it takes, and how every outcome becomes one response.
 
 Action modules are imported only when their method is called, so `info` loads
-neither `logging` nor the OpenStack SDK.
+neither `logging` nor keystoneauth.
 """
 
 from __future__ import annotations

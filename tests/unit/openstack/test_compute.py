@@ -11,7 +11,7 @@ from bosh_openstack_cpi.openstack.compute import (
     ServerCreateUnanswered,
 )
 from bosh_openstack_cpi.protocol.errors import CloudError, VMNotFound
-from tests.unit.openstack.sdk_fakes import NOVA, connection, requests_to
+from tests.unit.openstack.fakes import NOVA, connection, requests_to
 
 
 @pytest.fixture

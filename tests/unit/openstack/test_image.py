@@ -1,21 +1,21 @@
 """The Glance adapter against a faked Glance (requests-mock): answers the real cloud does
 not give on demand (503 or a dropped connection mid-upload, 401, redirects, 413).
 
-The SDK connection here keeps the SDK's own defaults, which retry image requests on 503
-five times: the upload must still go out exactly once.
+keystoneauth would retry a request on 503 when asked to: the upload must still go out
+exactly once, whatever the adapter's retry settings.
 """
 
 import functools
 import hashlib
 
-import openstack
 import pytest
 import requests
-from keystoneauth1 import session
+from keystoneauth1 import adapter, session
 from keystoneauth1.identity import v3
 
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.image import Image, TransientUploadError, UploadBody
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -48,7 +48,7 @@ def _token():
 
 
 def fake_glance(requests_mock, **config):
-    """An Image adapter on a faked Keystone + Glance, with the SDK's default retries."""
+    """An Image adapter on a faked Keystone + Glance."""
     requests_mock.post(f"{AUTH_URL}/auth/tokens", json=_token(), headers={"X-Subject-Token": "t"})
     requests_mock.get(
         f"{GLANCE}/",
@@ -70,9 +70,7 @@ def fake_glance(requests_mock, **config):
         user_domain_name="Default",
         project_domain_name="Default",
     )
-    connection = openstack.connection.Connection(
-        session=session.Session(auth=auth), region_name="RegionOne", interface="public"
-    )
+    connection = Connection(session.Session(auth=auth), region_name="RegionOne", interface="public")
     settings = {"state_timeout": 5.0, "wait_resource_poll_interval": 0.1, **config}
     return Image(connection, OpenStackConfig(auth_url=AUTH_URL, **settings))
 
@@ -121,12 +119,23 @@ def test_upload_streams_the_body_once_with_a_content_length(glance, requests_moc
     assert receiver.bodies == [DATA]
 
 
-def test_the_sdk_alone_would_resend_a_consumed_stream_on_503(glance, requests_mock, monkeypatch):
-    """Why upload() switches retries off: the SDK's image adapter repeats a PUT on 503 with
-    the same (consumed) body object. UploadBody refuses to be iterated a second time."""
+def test_a_retrying_adapter_would_resend_a_consumed_stream_on_503(
+    glance, requests_mock, monkeypatch
+):
+    """Why upload() switches retries off: keystoneauth repeats a PUT on 503 (when retries
+    are on, as openstacksdk had them for images) with the same (consumed) body object.
+    UploadBody refuses to be iterated a second time."""
     monkeypatch.setattr("keystoneauth1.session.time.sleep", lambda _: None)
     requests_mock.put(f"{IMAGES}/{IMAGE_ID}/file", text=Receiver(503, 204))
-    connection_image = glance._glance
+    connection_image = adapter.Adapter(
+        glance._glance.session,
+        service_type="image",
+        interface="public",
+        region_name="RegionOne",
+        min_version="2",
+        max_version="2.latest",
+        status_code_retries=5,
+    )
     with pytest.raises(CloudError, match="would have re-sent its"):
         connection_image.put(f"/images/{IMAGE_ID}/file", data=UploadBody(_chunks(DATA), len(DATA)))
     assert len(_puts(requests_mock)) == 2

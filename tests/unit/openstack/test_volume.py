@@ -8,13 +8,14 @@ import functools
 import re
 from typing import Any
 
-import openstack
 import pytest
 import requests
 from keystoneauth1 import session
 from keystoneauth1.identity import v3
 
 from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack.connection import Connection
+from bosh_openstack_cpi.openstack.errors import ServiceNotInCatalog
 from bosh_openstack_cpi.openstack.retry import idempotent
 from bosh_openstack_cpi.openstack.volume import Refused, Volume
 from bosh_openstack_cpi.protocol.errors import CloudError
@@ -25,9 +26,9 @@ VOLUME_ID = "5a1f0c3e-0000-4000-8000-000000000001"
 SNAPSHOT_ID = "5a1f0c3e-0000-4000-8000-0000000000aa"
 
 
-def _token() -> dict[str, Any]:
+def _token(region: str = "RegionOne") -> dict[str, Any]:
     domain = {"id": "default", "name": "Default"}
-    endpoint = {"interface": "public", "region": "RegionOne", "region_id": "RegionOne"}
+    endpoint = {"interface": "public", "region": region, "region_id": region}
     return {
         "token": {
             "methods": ["password"],
@@ -37,18 +38,23 @@ def _token() -> dict[str, Any]:
             "project": {"id": "p", "name": "bosh", "domain": domain},
             "catalog": [
                 {
-                    "type": "block-storage",
+                    "type": kind,
                     "name": "cinder",
-                    "id": "s",
-                    "endpoints": [{**endpoint, "url": CINDER, "id": "e"}],
+                    "id": kind,
+                    "endpoints": [{**endpoint, "url": CINDER, "id": kind}],
                 }
+                for kind in ("block-storage", "volumev3")
             ],
         }
     }
 
 
-def fake_cinder(requests_mock: Any, max_version: str = "3.70", **config: Any) -> Volume:
-    requests_mock.post(f"{AUTH_URL}/auth/tokens", json=_token(), headers={"X-Subject-Token": "t"})
+def fake_cinder(
+    requests_mock: Any, max_version: str = "3.70", region: str = "RegionOne", **config: Any
+) -> Volume:
+    requests_mock.post(
+        f"{AUTH_URL}/auth/tokens", json=_token(region), headers={"X-Subject-Token": "t"}
+    )
     versions = {
         "versions": [
             {
@@ -69,13 +75,7 @@ def fake_cinder(requests_mock: Any, max_version: str = "3.70", **config: Any) ->
         user_domain_name="Default",
         project_domain_name="Default",
     )
-    connection = openstack.connection.Connection(
-        session=session.Session(auth=auth),
-        region_name="RegionOne",
-        interface="public",
-        connect_retries=0,
-        status_code_retries=0,
-    )
+    connection = Connection(session.Session(auth=auth), region_name="RegionOne", interface="public")
     settings = {"state_timeout": 2.0, "wait_resource_poll_interval": 0.01, **config}
     adapter = Volume(connection, OpenStackConfig(auth_url=AUTH_URL, **settings))
     adapter._sleep = lambda _: None
@@ -286,3 +286,41 @@ def test_a_create_that_timed_out_is_waited_for_not_sent_again(requests_mock):
     )
     assert found == VOLUME_ID
     assert post.call_count == 1 and lookups.call_count == 3
+
+
+def test_volume_requests_use_the_newest_microversion_both_sides_know(requests_mock):
+    volumes = fake_cinder(requests_mock, max_version="3.64")
+    requests_mock.get(
+        f"{CINDER}/volumes/{VOLUME_ID}",
+        json=volume_body("in-use", volume_type="fast", volume_type_id="t-1"),
+    )
+    requests_mock.post(f"{CINDER}/volumes/{VOLUME_ID}/action", status_code=202)
+    state = volumes.get_volume(VOLUME_ID)
+    assert state is not None
+    assert (state.status, state.volume_type, state.volume_type_id) == ("in-use", "fast", "t-1")
+    assert requests_mock.last_request.headers["OpenStack-API-Version"] == "volume 3.64"
+    volumes.extend_volume(VOLUME_ID, 3)
+    assert requests_mock.last_request.json() == {"os-extend": {"new_size": 3}}
+    assert requests_mock.last_request.headers["OpenStack-API-Version"] == "volume 3.64"
+
+
+def test_a_missing_volume_or_snapshot_is_none_and_a_refused_extend_keeps_cinders_words(
+    requests_mock,
+):
+    volumes = fake_cinder(requests_mock)
+    missing = {"itemNotFound": {"code": 404, "message": "Volume could not be found."}}
+    requests_mock.get(f"{CINDER}/volumes/{VOLUME_ID}", status_code=404, json=missing)
+    requests_mock.get(f"{CINDER}/snapshots/{SNAPSHOT_ID}", status_code=404, json=missing)
+    assert volumes.get_volume(VOLUME_ID) is None
+    assert volumes.get_snapshot(SNAPSHOT_ID) is None
+    refusal = {"badRequest": {"code": 400, "message": "New size must be greater."}}
+    requests_mock.post(f"{CINDER}/volumes/{VOLUME_ID}/action", status_code=400, json=refusal)
+    with pytest.raises(Refused) as raised:
+        volumes.extend_volume(VOLUME_ID, 1)
+    assert raised.value.detail == "New size must be greater."
+
+
+def test_no_cinder_endpoint_in_the_region_names_the_settings_to_check(requests_mock):
+    volumes = fake_cinder(requests_mock, region="Elsewhere")
+    with pytest.raises(ServiceNotInCatalog, match="for this region and interface"):
+        volumes.get_volume(VOLUME_ID)

@@ -1,4 +1,4 @@
-"""An SDK connection whose HTTP requests go to requests-mock: for the failure paths of the
+"""A Connection whose HTTP requests go to requests-mock: for the failure paths of the
 adapters that the real test cloud cannot produce."""
 
 from __future__ import annotations
@@ -6,15 +6,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from keystoneauth1 import noauth
+from keystoneauth1 import session as ksa_session
+
+from bosh_openstack_cpi.openstack.connection import Connection
+
 NOVA = "http://nova/v2.1"
 NEUTRON = "http://neutron/v2.0"
 CINDER = "http://cinder/v3"
 
 
-def connection(requests_mock: Any) -> Any:
-    from keystoneauth1 import noauth
-    from keystoneauth1 import session as ksa_session
-    from openstack import connection as sdk_connection
+def connection(requests_mock: Any) -> Connection:
 
     requests_mock.get(
         re.compile(r"^http://nova/v2\.1/?$"),
@@ -27,13 +29,11 @@ def connection(requests_mock: Any) -> Any:
     requests_mock.get(
         re.compile(r"^http://cinder/v3/?$"), json={"version": _version(CINDER, "v3.0", "3.70")}
     )
-    return sdk_connection.Connection(
-        session=ksa_session.Session(auth=noauth.NoAuth()),
-        compute_endpoint_override=NOVA,
-        network_endpoint_override=NEUTRON,
-        block_storage_endpoint_override=CINDER,
-        connect_retries=0,
-        status_code_retries=0,
+    return Connection(
+        ksa_session.Session(auth=noauth.NoAuth()),
+        region_name=None,
+        interface="public",
+        endpoint_overrides={"compute": NOVA, "network": NEUTRON, "block-storage": CINDER},
     )
 
 
