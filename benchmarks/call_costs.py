@@ -35,36 +35,44 @@ def main() -> int:
             directory.mkdir()
             config = write_cpi_json(directory, cpi_document(cloud, token_cache=cache))
             cpi = CpiProcess(cpi_command(config))
-            cpi.env.update({"TMPDIR": str(directory), **LOG_LEVEL_ENV})
+            cpi.env["TMPDIR"] = str(directory)
             cases[name] = cpi
         info = CpiProcess(cpi_command(Path(scratch) / "unused.json"))
         walls: dict[str, list[float]] = {"info": [], **{name: [] for name in cases}}
+        cpus: dict[str, list[float]] = {name: [] for name in walls}
         requests: dict[str, dict[str, int]] = {}
         for cpi in cases.values():  # warm-up; fills the cache of the cached case
             cpi.call("has_vm", str(uuid.uuid4()))
+        for name, cpi in cases.items():  # counted at DEBUG level (slower: not timed)
+            counting = CpiProcess(cpi.command, env={**cpi.env, **LOG_LEVEL_ENV})
+            requests[name] = count_requests(counting.call("has_vm", str(uuid.uuid4())).stderr)
         for _ in range(options.rounds):
-            walls["info"].append(info.call("info").seconds * 1000)
+            answer = info.call("info")
+            walls["info"].append(answer.seconds * 1000)
+            cpus["info"].append(answer.cpu_seconds * 1000)
             for name, cpi in cases.items():
                 result = cpi.call("has_vm", str(uuid.uuid4()))
                 if result.error is not None:
                     raise RuntimeError(result.error["message"])
                 walls[name].append(result.seconds * 1000)
-                requests[name] = count_requests(result.stderr)
+                cpus[name].append(result.cpu_seconds * 1000)
     on = statistics.median(walls["has_vm, token cache on"])
     off = statistics.median(walls["has_vm, token cache off"])
     lines = [
         f"Command: `.venv/bin/python -m benchmarks.call_costs --rounds {options.rounds} --write`"
         f" ({time.strftime('%Y-%m-%d')}, local test cloud, interleaved rounds; wall time of the"
-        " whole process, request on stdin to exit)",
+        " whole process, request on stdin to exit; CPU: user + system time of the process;"
+        " requests counted in one more call at DEBUG level)",
         "",
-        "| call | median (ms) | min (ms) | requests |",
-        "|---|---|---|---|",
+        "| call | median wall (ms) | min wall (ms) | median CPU (ms) | requests |",
+        "|---|---|---|---|---|",
     ]
     for name, values in walls.items():
         counted = requests.get(name, {"total": 0})
         detail = ", ".join(f"{k} {v}" for k, v in counted.items() if k != "total")
         lines.append(
             f"| {name} | {statistics.median(values):.0f} | {min(values):.0f} "
+            f"| {statistics.median(cpus[name]):.0f} "
             f"| {counted['total']}{f' ({detail})' if detail else ''} |"
         )
     lines += [

@@ -86,19 +86,34 @@ def _networks(cloud: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cpi_lifecycle(cloud: dict[str, Any], workdir: Path) -> tuple[float, dict[str, dict[str, int]]]:
+# Per method: OpenStack requests by service (and "total"), plus the call's wall and CPU
+# seconds (keys "wall", "cpu"; kept apart from the request counts when reporting).
+Costs = dict[str, dict[str, float]]
+TIMES = ("wall", "cpu")
+
+
+def cpi_lifecycle(
+    cloud: dict[str, Any], workdir: Path, *, count: bool = False
+) -> tuple[float, Costs]:
+    """Wall time of the whole lifecycle and each call's costs. `count`: at DEBUG level, to
+    count requests from the log (which makes every call slower: not for timing)."""
     config = write_cpi_json(workdir, cpi_document(cloud))
     cpi = CpiProcess(cpi_command(config))
-    cpi.env.update(LOG_LEVEL_ENV)
+    if count:
+        cpi.env.update(LOG_LEVEL_ENV)
     cpi.env["TMPDIR"] = str(workdir)  # its own token cache, warmed by the first call
     stemcell = build_stemcell(workdir / "stemcell", "raw", 16 << 20)
-    per_method: dict[str, dict[str, int]] = {}
+    per_method: Costs = {}
 
     def call(method: str, *arguments: Any) -> Any:
         result = cpi.call(method, *arguments)
         if result.error is not None:
             raise RuntimeError(f"{method}: {result.error['message']}")
-        per_method[method] = count_requests(result.stderr)
+        per_method[method] = {
+            **(count_requests(result.stderr) if count else {}),
+            "wall": result.seconds,
+            "cpu": result.cpu_seconds,
+        }
         return result.result
 
     started = time.perf_counter()
@@ -206,15 +221,16 @@ def _wait(ready: Callable[[], bool], timeout: float = 120) -> None:
 
 def _report(
     rounds: int,
-    cpi_runs: list[tuple[float, dict[str, dict[str, int]]]],
+    cpi_runs: list[tuple[float, Costs]],
+    counted: Costs,
     sdk_runs: list[tuple[float, dict[str, int]]],
 ) -> str:
     cpi_wall = statistics.median(r[0] for r in cpi_runs)
     sdk_wall = statistics.median(r[0] for r in sdk_runs)
-    cpi_total = statistics.median(sum(m["total"] for m in r[1].values()) for r in cpi_runs)
+    cpi_total = sum(m["total"] for m in counted.values())
     sdk_total = statistics.median(r[1]["total"] for r in sdk_runs)
     reference_total = sum(REFERENCE_REQUESTS.values())
-    last = cpi_runs[-1][1]
+    last = counted
     lines = [
         f"Command: `.venv/bin/python -m benchmarks.lifecycle --rounds {rounds} --write` "
         f"({time.strftime('%Y-%m-%d')}, local test cloud, {rounds} interleaved rounds)",
@@ -228,15 +244,24 @@ def _report(
         f"| reference CPI (counted from its call sequences) | n/a | {reference_total} "
         f"| ours / reference = {cpi_total / reference_total:.2f} |",
         "",
-        "Requests per method (last round; identity = Keystone token requests):",
+        "Per method: wall and CPU time of the CPI process (median over the rounds), OpenStack",
+        "requests (one more lifecycle at DEBUG level, which the timed rounds are not;",
+        "identity = Keystone token requests):",
         "",
-        "| method | ours | reference |",
-        "|---|---|---|",
+        "| method | wall (s) | CPU (s) | requests, ours | requests, reference |",
+        "|---|---|---|---|---|",
     ]
     for method, reference in REFERENCE_REQUESTS.items():
         counts = last.get(method, {})
-        detail = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "total")
-        lines.append(f"| {method} | {counts.get('total', 0)} ({detail}) | {reference} |")
+        wall, cpu = (
+            statistics.median(r[1].get(method, {}).get(kind, 0.0) for r in cpi_runs)
+            for kind in TIMES
+        )
+        detail = ", ".join(f"{k} {v:.0f}" for k, v in counts.items() if k not in ("total", *TIMES))
+        lines.append(
+            f"| {method} | {wall:.2f} | {cpu:.2f} | {counts.get('total', 0):.0f} ({detail}) "
+            f"| {reference} |"
+        )
     lines += ["", "Goals: requests ≤ 0.6x the reference; wall ≤ 1.15x the baseline."]
     return "\n".join(lines)
 
@@ -253,7 +278,9 @@ def main() -> int:
             sdk_runs.append(sdk_lifecycle(cloud, Path(scratch)))
         with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
             cpi_runs.append(cpi_lifecycle(cloud, Path(scratch)))
-    report = _report(options.rounds, cpi_runs, sdk_runs)
+    with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
+        _, counted = cpi_lifecycle(cloud, Path(scratch), count=True)
+    report = _report(options.rounds, cpi_runs, counted, sdk_runs)
     print(report)
     if options.write:
         write_section(TITLE, report)

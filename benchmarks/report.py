@@ -7,7 +7,8 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = (
     "# Benchmarks\n\n"
-    "Each section is written by the script named in it; rerun the command to refresh it.\n"
+    "Each section is written by the script named in it; rerun the command to refresh it, or\n"
+    "run `scripts/benchmarks` to refresh them all (`scripts/benchmarks <name> …` for some).\n"
     "Figures are medians of interleaved runs on one machine, side by side in one run.\n"
 )
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class CpiResult:
     stderr: str
     returncode: int
     seconds: float
+    cpu_seconds: float = 0.0  # user + system time of the CPI process
 
     @property
     def result(self) -> Any:
@@ -88,16 +90,58 @@ class CpiProcess:
 
     def send(self, raw: bytes) -> CpiResult:
         started = time.perf_counter()
-        completed = subprocess.run(
-            self.command, input=raw, capture_output=True, env=self.env, check=False, timeout=900
-        )
+        stdout, stderr, returncode, cpu_seconds = run_measured(self.command, raw, self.env)
         seconds = time.perf_counter() - started
-        stdout = completed.stdout.decode("utf-8", "replace")
-        response = json.loads(stdout)  # exactly one JSON document, or this raises
+        text = stdout.decode("utf-8", "replace")
+        response = json.loads(text)  # exactly one JSON document, or this raises
         return CpiResult(
             response,
-            stdout,
-            completed.stderr.decode("utf-8", "replace"),
-            completed.returncode,
+            text,
+            stderr.decode("utf-8", "replace"),
+            returncode,
             seconds,
+            cpu_seconds,
         )
+
+
+def run_measured(
+    command: list[str], stdin: bytes, env: dict[str, str], timeout: float = 900
+) -> tuple[bytes, bytes, int, float]:
+    """stdout, stderr, exit status and CPU seconds (user + system) of one process.
+
+    The process is reaped with os.wait4, which reports its own resource usage: exact for
+    this child even while other threads run other CPI processes."""
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    if process.stdin is None or process.stdout is None or process.stderr is None:
+        raise RuntimeError("Popen made no pipes")
+    outputs: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        outputs[name] = stream.read()
+
+    pumps = [
+        threading.Thread(target=drain, args=(name, stream), daemon=True)
+        for name, stream in (("stdout", process.stdout), ("stderr", process.stderr))
+    ]
+    for pump in pumps:
+        pump.start()
+    try:
+        process.stdin.write(stdin)
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # the process exited without reading its request: its answer says why
+    deadline = time.monotonic() + timeout
+    for pump in pumps:
+        pump.join(max(0.0, deadline - time.monotonic()))
+    if any(pump.is_alive() for pump in pumps):
+        process.kill()
+        process.wait()
+        raise subprocess.TimeoutExpired(command, timeout)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait
+    process.stdout.close()
+    process.stderr.close()
+    cpu = usage.ru_utime + usage.ru_stime
+    return outputs["stdout"], outputs["stderr"], process.returncode, cpu
