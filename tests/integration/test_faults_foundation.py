@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.integration.faults import faulty_cloud, proxied_auth_url
 from tools import fault_proxy as fp
 from tools.cpi_process import CpiProcess
+from tools.stemcell_builder import build_stemcell
 
 
 def _has_vm(cpi_for: Callable[..., CpiProcess], proxy: fp.FaultProxy, cloud: dict[str, Any]):
@@ -68,3 +70,51 @@ def test_keystone_outage_is_reported_as_such(
     assert result.error is not None
     assert "Keystone" in result.error["message"]
     assert cloud["openstack"]["api_key"] not in result.all_output
+
+
+def _upload(cpi: CpiProcess, tmp_path: Path) -> Any:
+    stemcell = build_stemcell(tmp_path / "stemcell", "raw", 1 << 20)
+    return cpi.call("create_stemcell", str(stemcell.image), stemcell.cloud_properties)
+
+
+@pytest.mark.parametrize("fault", [fp.error(504), fp.reset_after()], ids=lambda f: f.describe())
+def test_glance_version_discovery_fault_is_retried_not_skipped(
+    cpi_for: Callable[..., CpiProcess],
+    admin: Any,
+    cloud: dict[str, Any],
+    tmp_path: Path,
+    fault: fp.Fault,
+    leak_check: None,
+):
+    """Glance's catalog URL has no version: the first request is version discovery. When
+    it fails, keystoneauth would fall back to the unversioned URL (POST /images, which
+    Glance serves by creating an image in a shape the CPI cannot read): the discovery is
+    retried instead, and the image is uploaded once, on /v2."""
+    plan = fp.FaultPlan().when(fault, service="image", method="GET")
+    with faulty_cloud(admin, cloud, plan) as proxy:
+        cpi = cpi_for(auth_url=proxied_auth_url(proxy, cloud), token_cache=False)
+        result = _upload(cpi, tmp_path)
+        assert result.error is None, result.error
+        assert cpi.call("delete_stemcell", result.result).error is None
+    image_requests = [(r.method, r.path) for r in proxy.records if r.service == "image"]
+    assert image_requests[:2] == [("GET", "/"), ("GET", "/")]
+    assert all(path.startswith("/v2/") for _, path in image_requests[2:]), image_requests
+
+
+def test_glance_without_a_version_document_is_a_clear_error(
+    cpi_for: Callable[..., CpiProcess],
+    admin: Any,
+    cloud: dict[str, Any],
+    tmp_path: Path,
+    leak_check: None,
+):
+    plan = fp.FaultPlan().when(fp.error(503), service="image", method="GET", times=100)
+    with faulty_cloud(admin, cloud, plan) as proxy:
+        cpi = cpi_for(auth_url=proxied_auth_url(proxy, cloud), token_cache=False)
+        result = _upload(cpi, tmp_path)
+    assert result.error is not None
+    assert result.error["type"] == "Bosh::Clouds::CloudError"
+    assert "OpenStack Image" in result.error["message"]
+    assert "version" in result.error["message"]
+    assert "unexpectedly" not in result.error["message"]
+    assert not any(r.method == "POST" for r in proxy.records if r.service == "image")

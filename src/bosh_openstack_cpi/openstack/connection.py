@@ -9,15 +9,26 @@ The discovery answers are kept across calls by the session cache. Neutron has on
 had API v2.0: its catalog URL gets "/v2.0" appended, as openstacksdk did, instead of a
 discovery request. Adapters are built on first use, so a call pays discovery only for
 the services it talks to.
+
+When a version document cannot be read (a 5xx, a dropped connection), keystoneauth
+quietly falls back to the unversioned catalog URL, and the next request would go to a
+path the service does not serve as meant (Glance even creates an image for POST /images
+and answers in a shape the CPI cannot read). So a discovered endpoint is resolved before
+the service's first request and must carry a version; discovery is retried like a read.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
+from urllib.parse import urlsplit
 
 from keystoneauth1 import adapter as ksa_adapter
 from keystoneauth1 import exceptions as ksa
 from keystoneauth1 import session as ksa_session
+
+from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack.errors import api_errors
 
 # service type -> (oldest, newest) major API version the CPI speaks.
 API_VERSIONS = {
@@ -26,6 +37,13 @@ API_VERSIONS = {
     "block-storage": ("3", "3.latest"),
 }
 NEUTRON_VERSION = "v2.0"
+SERVICE_NAMES = {"compute": "Compute", "image": "Image", "block-storage": "Block Storage"}
+VERSIONED_PATH = re.compile(r"/v\d+(\.\d+)?(/|$)")
+
+
+class DiscoveryFellBack(ksa.ConnectionError):
+    """keystoneauth could not read a version document and fell back to the unversioned
+    catalog URL (a transient failure: retried as a read)."""
 
 
 class Connection:
@@ -64,13 +82,32 @@ class Connection:
             status_code_retries=0,
         )
 
+    def discovered(self, service_type: str) -> ksa_adapter.Adapter:
+        """The adapter of a service whose endpoint version discovery may pick, resolved
+        to a versioned endpoint (requests only when the catalog URL has no version)."""
+        adapter = self.adapter(service_type)
+        if self._endpoint_overrides.get(service_type):
+            return adapter  # the operator's URL, used as it is
+        name = SERVICE_NAMES[service_type]
+
+        def resolve() -> None:
+            url = str(adapter.get_endpoint() or "")
+            if url and not VERSIONED_PATH.search(urlsplit(url).path):
+                raise DiscoveryFellBack(
+                    f"its version document at {url} could not be read (see the log)"
+                )
+
+        with api_errors(name, "find its API version"):
+            retry.idempotent(resolve, f"find the {name} API version")
+        return adapter
+
     @cached_property
     def compute(self) -> ksa_adapter.Adapter:
-        return self.adapter("compute")
+        return self.discovered("compute")
 
     @cached_property
     def image(self) -> ksa_adapter.Adapter:
-        return self.adapter("image")
+        return self.discovered("image")
 
     @cached_property
     def network(self) -> ksa_adapter.Adapter:
@@ -78,7 +115,7 @@ class Connection:
 
     @cached_property
     def block_storage(self) -> ksa_adapter.Adapter:
-        return self.adapter("block-storage")
+        return self.discovered("block-storage")
 
     def _neutron_endpoint(self) -> str:
         url = self._endpoint_overrides.get("network") or self.session.get_endpoint(
