@@ -146,7 +146,8 @@ def test_the_whole_cloud_behind_tls(
 ):
     """Every service behind HTTPS with the test's CA (Keystone's catalog rewritten to the
     TLS listeners): a VM with a persistent disk goes through Keystone, Nova, Neutron, Glance
-    and Cinder (a light stemcell: Glance), and none of it bypasses TLS; without the CA the CPI says what to set."""
+    and Cinder (a light stemcell: Glance), and none of it bypasses TLS; without the CA the
+    CPI says what to set."""
     ca, ca_key, ca_name = make_ca(tmp_path, "cloud")
     cert, key = make_server_cert(tmp_path, ca_key, ca_name)
     with FaultProxy(cloud_upstreams(admin, cloud), tls=(cert, key)) as proxy:
