@@ -211,7 +211,7 @@ class Session:
             parts.hostname,
             port,
             method,
-            parts.path or "/",
+            target,
             answer.status,
             len(content),
         )
