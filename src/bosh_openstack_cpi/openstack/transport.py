@@ -64,7 +64,7 @@ SERVICE_TYPES = {
 # The path of a versioned catalog URL used as it is (a project id may follow).
 VERSION_PREFIXES = {"compute": "/v2.1", "block-storage": "/v3"}
 MICROVERSION_SERVICE = {"compute": "compute", "block-storage": "volume", "image": "image"}
-_IDEMPOTENT_KWARGS = frozenset({"json", "params", "headers", "microversion", "data"})
+_OWN_OPTIONS = frozenset({"json", "params", "headers", "microversion", "data"})
 
 
 class Unsupported(Exception):
@@ -292,7 +292,7 @@ class Adapter:
         if fallback is not None:
             return fallback.request(url, method, **kwargs)
         data = kwargs.get("data")
-        if set(kwargs) - _IDEMPOTENT_KWARGS or not (data is None or isinstance(data, bytes)):
+        if set(kwargs) - _OWN_OPTIONS or not (data is None or isinstance(data, bytes)):
             # keystoneauth's own options, or a streamed body (the stemcell upload)
             return self._services.keystoneauth_adapter(self.service_type).request(
                 url, method, **kwargs
