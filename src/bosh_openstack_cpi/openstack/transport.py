@@ -29,7 +29,7 @@ import os
 import select
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from http import client as httpclient
 from typing import Any
@@ -249,6 +249,21 @@ class Session:
         return connection
 
 
+def _query(params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> str:
+    """requests' encoding of `params`: a mapping (a list value repeats the key) or a
+    sequence of pairs (Neutron's repeated `fields`); None values are left out."""
+    if not params:
+        return ""
+    pairs = params.items() if isinstance(params, Mapping) else params
+    flat: list[tuple[str, Any]] = []
+    for key, value in pairs:
+        if isinstance(value, list | tuple):
+            flat.extend((key, item) for item in value if item is not None)
+        elif value is not None:
+            flat.append((key, value))
+    return urlencode(flat)
+
+
 def _dropped(connection: httpclient.HTTPConnection) -> bool:
     """The server closed an idle kept-alive connection (it is readable: EOF)."""
     sock = connection.sock
@@ -310,7 +325,7 @@ class Adapter:
         method: str,
         *,
         json: Any = None,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
         microversion: str | None = None,
         data: bytes | None = None,
@@ -326,9 +341,9 @@ class Adapter:
             if service == "compute":
                 all_headers.setdefault("X-OpenStack-Nova-API-Version", microversion)
         full = f"{self.endpoint}/{url.lstrip('/')}"
-        query = {k: v for k, v in (params or {}).items() if v is not None}
+        query = _query(params)
         if query:
-            full += ("&" if "?" in full else "?") + urlencode(query, doseq=True)
+            full += ("&" if "?" in full else "?") + query
         return self._services.session.send(method, full, headers=all_headers, body=body)
 
 

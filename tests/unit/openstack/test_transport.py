@@ -321,3 +321,18 @@ def test_when_the_cached_token_may_be_used(monkeypatch):
     assert transport.environment_allows()
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     assert not transport.environment_allows()
+
+
+def test_query_parameters_as_requests_encodes_them(server):
+    """Neutron's lookups pass a list of pairs (repeated `fields`); mappings may hold lists."""
+    services, _, _ = _services(server)
+    services.network.request(
+        "/ports",
+        "GET",
+        params=[("fixed_ips", "ip_address=10.0.0.5"), ("fields", "id"), ("fields", "name")],
+    )
+    assert _Handler.seen[-1]["path"] == (
+        "/v2.0/ports?fixed_ips=ip_address%3D10.0.0.5&fields=id&fields=name"
+    )
+    services.compute.request("/servers/detail", "GET", params={"a": ["1", "2"], "b": None})
+    assert _Handler.seen[-1]["path"] == "/v2.1/servers/detail?a=1&a=2"
