@@ -1,7 +1,8 @@
 """Count the OpenStack requests a CPI call made, from its stderr.
 
 Run the CPI with BOSH_OPENSTACK_CPI_LOG_LEVEL=DEBUG: urllib3 then logs one line per HTTP
-request (Keystone token requests included, which keystoneauth itself does not log):
+request (Keystone token requests included, which keystoneauth itself does not log), and
+the CPI's stdlib transport (a call with a cached token) logs the same line:
     http://127.0.0.1:8774 "GET /v2.1/servers/x HTTP/1.1" 404 88
 """
 

@@ -270,3 +270,64 @@ def test_a_cloud_call_does_not_import_the_openstack_sdk(tmp_path: Path):
     assert response["result"] is False
     assert _FakeCloud.paths == ["POST /v3/auth/tokens", "GET /v2.1/servers/vm-1"]
     assert completed.stderr.decode().rstrip().endswith("imported: False")
+
+
+def _has_vm_in_process(config: Path, tmp_path: Path, env: dict[str, str] | None = None) -> str:
+    """has_vm through the CLI in a fresh interpreter; its stderr ends with the heavy
+    modules it imported."""
+    request = {"method": "has_vm", "arguments": ["vm-1"], "context": {"director_uuid": "d"}}
+    probe = (
+        "import sys, io\n"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))\n"
+        "sys.argv = ['cpi', sys.argv[2]]\n"
+        "from bosh_openstack_cpi.cli import main\n"
+        "main()\n"
+        "heavy = [m for m in ('keystoneauth1', 'requests', 'urllib3') if m in sys.modules]\n"
+        "sys.stderr.write('\\nimported: ' + repr(heavy))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", probe, json.dumps(request), str(config)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path), **(env or {})},
+    )
+    response = json.loads(completed.stdout)
+    assert response["error"] is None
+    assert response["result"] is False
+    return completed.stderr.decode()
+
+
+def test_a_call_with_a_cached_token_imports_neither_requests_nor_keystoneauth(tmp_path: Path):
+    """requests and keystoneauth cost ~0.15 s of import per call: with a valid cached token
+    the stdlib transport sends the requests; keystoneauth only authenticates."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeCloud)
+    _FakeCloud.paths = []
+    _FakeCloud.port = server.server_port
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        openstack = {
+            "auth_url": f"http://127.0.0.1:{server.server_port}/v3",
+            "username": "u",
+            "api_key": "p",
+            "project": "p",
+            "domain": "d",
+        }
+        config = tmp_path / "cpi.json"
+        config.write_text(json.dumps({"cloud": {"properties": {"openstack": openstack}}}))
+        first = _has_vm_in_process(config, tmp_path)
+        second = _has_vm_in_process(config, tmp_path)
+        proxied = _has_vm_in_process(config, tmp_path, {"https_proxy": "http://127.0.0.1:9"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.rstrip().endswith("imported: ['keystoneauth1', 'requests', 'urllib3']")
+    assert second.rstrip().endswith("imported: []")
+    # keystoneauth honours proxy variables, the stdlib transport does not: not used then
+    assert proxied.rstrip().endswith("imported: ['keystoneauth1', 'requests', 'urllib3']")
+    assert _FakeCloud.paths == [
+        "POST /v3/auth/tokens",
+        "GET /v2.1/servers/vm-1",
+        "GET /v2.1/servers/vm-1",
+        "GET /v2.1/servers/vm-1",
+    ]

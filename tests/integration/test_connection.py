@@ -146,7 +146,8 @@ def test_the_whole_cloud_behind_tls(
 ):
     """Every service behind HTTPS with the test's CA (Keystone's catalog rewritten to the
     TLS listeners): a VM with a persistent disk goes through Keystone, Nova, Neutron, Glance
-    and Cinder (a light stemcell: Glance), and none of it bypasses TLS; without the CA the CPI says what to set."""
+    and Cinder (a light stemcell: Glance), and none of it bypasses TLS; without the CA the
+    CPI says what to set."""
     ca, ca_key, ca_name = make_ca(tmp_path, "cloud")
     cert, key = make_server_cert(tmp_path, ca_key, ca_name)
     with FaultProxy(cloud_upstreams(admin, cloud), tls=(cert, key)) as proxy:
@@ -209,3 +210,37 @@ def test_existing_server_is_found(cpi: CpiProcess, cloud: dict[str, Any], projec
         project_sdk.compute.delete_server(server)
         project_sdk.compute.wait_for_delete(server, wait=120, interval=0.5)
     assert cpi.call("has_vm", server.id).result is False
+
+
+def test_a_cached_token_over_tls_keeps_the_tls_options(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any], admin: Any, tmp_path: Path
+):
+    """Calls with a cached token send their requests through the stdlib transport: it
+    verifies with the same CA options (config PEM, no verification) and says what to set
+    when verification fails."""
+    ca, ca_key, ca_name = make_ca(tmp_path, "cloud")
+    wrong_ca, _, _ = make_ca(tmp_path, "wrong")
+    cert, key = make_server_cert(tmp_path, ca_key, ca_name)
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    with FaultProxy(cloud_upstreams(admin, cloud), tls=(cert, key)) as proxy:
+        auth_url = proxied_auth_url(proxy, cloud)
+
+        def make(**options: Any) -> CpiProcess:
+            cpi = cpi_for(auth_url=auth_url, token_cache=True, connection_options=options)
+            cpi.env["TMPDIR"] = str(scratch)
+            return cpi
+
+        trusted = make(ca_cert=ca.read_text())
+        for _ in range(2):
+            result = trusted.call("has_vm", _unknown_vm())
+            assert result.error is None, result.error
+        assert [r.service for r in proxy.records].count("identity") == 1  # then cached
+
+        assert make(ssl_verify_peer=False).call("has_vm", _unknown_vm()).error is None
+
+        wrong = make(ca_cert=wrong_ca.read_text()).call("has_vm", _unknown_vm())
+        assert wrong.error is not None
+        assert "TLS error talking to OpenStack Compute" in wrong.error["message"]
+        assert "connection_options.ca_cert" in wrong.error["message"]
+        assert [r.service for r in proxy.records].count("identity") == 1

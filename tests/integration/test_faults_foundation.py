@@ -12,6 +12,7 @@ import pytest
 from tests.integration.faults import faulty_cloud, proxied_auth_url
 from tools import fault_proxy as fp
 from tools.cpi_process import CpiProcess
+from tools.request_log import LOG_LEVEL_ENV
 from tools.stemcell_builder import build_stemcell
 
 
@@ -43,6 +44,40 @@ def test_lookups_survive_one_transient_fault(
         result = _has_vm(cpi_for, proxy, cloud)
     assert result.error is None, result.error
     assert result.result is False
+    assert len(proxy.injected()) == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        fp.error(503),
+        fp.error(429, retry_after=1),
+        fp.error(413, retry_after=1),
+        fp.reset(),
+        fp.reset_after(),
+        fp.truncate(),
+    ],
+    ids=lambda f: f.describe(),
+)
+def test_lookups_with_a_cached_token_survive_one_transient_fault(
+    cpi_for: Callable[..., CpiProcess],
+    admin: Any,
+    cloud: dict[str, Any],
+    tmp_path: Path,
+    fault: fp.Fault,
+):
+    """The same through the stdlib transport (a call with a cached token)."""
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    with faulty_cloud(admin, cloud, fp.FaultPlan()) as proxy:
+        cpi = cpi_for(auth_url=proxied_auth_url(proxy, cloud), token_cache=True)
+        cpi.env.update({"TMPDIR": str(scratch), **LOG_LEVEL_ENV})
+        assert cpi.call("has_vm", str(uuid.uuid4())).error is None
+        proxy.plan = fp.FaultPlan().when(fault, service="compute", path_contains="/servers/")
+        result = cpi.call("has_vm", str(uuid.uuid4()))
+    assert result.error is None, result.error
+    assert result.result is False
+    assert "(stdlib transport)" in result.stderr
     assert len(proxy.injected()) == 1
 
 

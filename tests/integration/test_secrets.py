@@ -135,7 +135,7 @@ def test_create_vm_at_debug_level_shows_no_secret(
     leak_check: None,
     vm_deleter: list[str],
 ):
-    cpi = secret_cpi()
+    cpi = secret_cpi(token_cache=False)  # keystoneauth sends, and logs the bodies
     result = vs.create(cpi, cloud, _dynamic(cloud), env=ENV)
     assert result.error is None, result.error
     vm_cid = result.result[0]
@@ -242,3 +242,29 @@ def test_config_errors_show_no_secret(secret_cpi: Callable[..., CpiProcess], clo
     assert result.error is not None
     assert "api_key" in result.error["message"]
     assert_no_secret(result, cloud)
+
+
+def test_create_vm_with_a_cached_token_at_debug_level_shows_no_secret(
+    secret_cpi: Callable[..., CpiProcess],
+    cloud: dict[str, Any],
+    admin: Any,
+    leak_check: None,
+    vm_deleter: list[str],
+    tmp_path: Path,
+):
+    """The stdlib transport (a call with a cached token) logs one line per request and
+    never a header or a body."""
+    cpi = secret_cpi()
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    cpi.env["TMPDIR"] = str(scratch)
+    assert cpi.call("has_vm", str(uuid.uuid4())).error is None  # warms the token cache
+    result = vs.create(cpi, cloud, _dynamic(cloud), env=ENV)
+    assert result.error is None, result.error
+    vm_cid = result.result[0]
+    vm_deleter.append(vm_cid)
+    assert "(stdlib transport)" in result.stderr
+    assert '"POST /v2.1/servers HTTP/1.1" 202' in result.stderr
+    assert vs.user_data(admin, vm_cid)["env"]["bosh"]["password"] == ENV_PASSWORD
+    assert_no_secret(result, cloud)
+    assert_no_secret(cpi.call("delete_vm", vm_cid), cloud)

@@ -1,6 +1,6 @@
 """Nova: servers, flavors, key pairs, volume attachments.
 
-Requests go straight to the Nova REST API through a keystoneauth Adapter: the request
+Requests go straight to the Nova REST API through a transport adapter: the request
 bodies are exactly what the CPI means, and nothing makes lookups of its own. Nova's
 base microversion (2.1) is used unless a feature needs a newer one.
 """
@@ -13,12 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-from keystoneauth1 import exceptions as ksa
-
 from bosh_openstack_cpi.flavors import Flavor
 from bosh_openstack_cpi.openstack import http, retry
-from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors, connection_problem, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError, VMNotFound
@@ -95,21 +91,18 @@ class ServerCreateRefused(CloudError):
 
 
 def _never_sent(error: Exception) -> bool:
-    """The connection was refused: the request cannot have reached Nova. (keystoneauth
-    reports read timeouts as ConnectTimeout too, so timeouts do not count.)"""
-    if not isinstance(error, ksa.ConnectFailure) or isinstance(error, ksa.SSLError):
-        return False
-    text = str(error)
-    return "NewConnectionError" in text or "Connection refused" in text
+    """No connection was made: the request cannot have reached Nova. (A read timeout or
+    a reset connection may mean it arrived.)"""
+    return isinstance(error, http.NotSent)
 
 
 class Compute:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: http.Services) -> None:
         self._nova = connection.compute
 
     def _send(
         self, method: str, url: str, *, microversion: str | None = None, **kwargs: Any
-    ) -> requests.Response:
+    ) -> http.Response:
         if microversion is not None:
             kwargs["microversion"] = microversion
         response = self._nova.request(url, method, **kwargs)
@@ -118,14 +111,14 @@ class Compute:
 
     def _post_unless_sent(
         self, url: str, body: dict[str, Any], *, microversion: str | None = None
-    ) -> requests.Response:
+    ) -> http.Response:
         """A create is sent again only when the connection was refused (it never left) or
         Nova rate-limited it (429, 413 overLimit: turned away unprocessed)."""
         return retry.refused_only(
             lambda: self._send("POST", url, json=body, microversion=microversion), f"POST {url}"
         )
 
-    def _read(self, url: str, what: str, **kwargs: Any) -> requests.Response:
+    def _read(self, url: str, what: str, **kwargs: Any) -> http.Response:
         return retry.idempotent(lambda: self._send("GET", url, **kwargs), what)
 
     # --- servers -------------------------------------------------------------------
@@ -184,7 +177,7 @@ class Compute:
                     status=status,
                     details=str(error.details or error.message or ""),
                 ) from None
-            except (ksa.ConnectTimeout, ksa.ConnectFailure, ksa.UnknownConnectionError) as error:
+            except (http.NotSent, http.AnswerLost, http.ReadTimedOut) as error:
                 if _never_sent(error):
                     raise CloudError(
                         f"Cannot reach OpenStack Compute to {action}: {connection_problem(error)}"

@@ -1,14 +1,17 @@
-"""One keystoneauth Adapter per OpenStack service, on one authenticated session.
+"""The keystoneauth transport: one keystoneauth Adapter per OpenStack service, on one
+authenticated session. It is used whenever the stdlib transport (openstack/transport.py)
+is not: to authenticate, behind an HTTP proxy, for uploads, and on the first call.
 
-This replaces openstacksdk's Connection, whose import alone (all its service packages)
-cost about half of a short CPI call. Each adapter finds its endpoint in the token's
-catalog and, where the catalog URL may be unversioned (Glance) or carries a project id
-(Cinder), lets keystoneauth's version discovery pick the versioned endpoint when it is
-needed (a versioned catalog URL is used as it is until a microversion must be checked).
-The discovery answers are kept across calls by the session cache. Neutron has only ever
-had API v2.0: its catalog URL gets "/v2.0" appended, as openstacksdk did, instead of a
-discovery request. Adapters are built on first use, so a call pays discovery only for
-the services it talks to.
+Each adapter finds its endpoint in the token's catalog and, where the catalog URL may be
+unversioned (Glance) or carries a project id (Cinder), lets keystoneauth's version
+discovery pick the versioned endpoint when it is needed (a versioned catalog URL is used
+as it is until a microversion must be checked). The discovery answers are kept across
+calls by the session cache. Neutron has only ever had API v2.0: its catalog URL gets
+"/v2.0" appended, as openstacksdk did, instead of a discovery request. Adapters are built
+on first use, so a call pays discovery only for the services it talks to.
+
+keystoneauth's exceptions never leave this module: `translated` turns them into
+openstack/http.py's classes, the only ones the rest of the package catches.
 
 When a version document cannot be read (a 5xx, a dropped connection), keystoneauth
 quietly falls back to the unversioned catalog URL, and the next request would go to a
@@ -19,16 +22,21 @@ the service's first request and must carry a version; discovery is retried like 
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from functools import cached_property
+from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from keystoneauth1 import adapter as ksa_adapter
 from keystoneauth1 import exceptions as ksa
 from keystoneauth1 import session as ksa_session
 
-from bosh_openstack_cpi.openstack import retry
+from bosh_openstack_cpi.openstack import http, retry
 from bosh_openstack_cpi.openstack.errors import api_errors
+from bosh_openstack_cpi.openstack.transport import neutron_url
 
 # service type -> (oldest, newest) major API version the CPI speaks.
 API_VERSIONS = {
@@ -36,14 +44,86 @@ API_VERSIONS = {
     "image": ("2", "2.latest"),
     "block-storage": ("3", "3.latest"),
 }
-NEUTRON_VERSION = "v2.0"
 SERVICE_NAMES = {"compute": "Compute", "image": "Image", "block-storage": "Block Storage"}
 VERSIONED_PATH = re.compile(r"/v\d+(\.\d+)?(/|$)")
 
 
-class DiscoveryFellBack(ksa.ConnectionError):
+class DiscoveryFellBack(http.AnswerLost):
     """keystoneauth could not read a version document and fell back to the unversioned
     catalog URL (a transient failure: retried as a read)."""
+
+
+def translate(error: Exception) -> Exception:
+    """keystoneauth's exception -> ours (openstack/http.py), same text."""
+    text = str(error)
+    if isinstance(error, ksa.SSLError):
+        return http.TlsFailure(text)
+    if isinstance(error, ksa.ConnectTimeout):
+        # keystoneauth reports connect AND read timeouts as ConnectTimeout: only requests'
+        # own exception (the context) says the connection was never made.
+        if isinstance(error.__context__, requests.exceptions.ConnectTimeout):
+            return http.ConnectTimedOut(text)
+        return http.ReadTimedOut(text)
+    if isinstance(error, ksa.ConnectFailure) and (
+        "NewConnectionError" in text or "refused" in text.lower()
+    ):
+        return http.NotSent(text)
+    if isinstance(error, ksa.ConnectionError):  # reset, closed, cut-off answer
+        return http.AnswerLost(text)
+    if isinstance(error, ksa.EndpointNotFound):
+        return http.EndpointNotFound(text)
+    if isinstance(error, ksa.HttpError):  # from a token request (raise_exc)
+        return http.HttpException(
+            str(error.message),
+            status_code=error.http_status,
+            request_id=error.request_id,
+            response=error.response,
+        )
+    return http.ClientFailure(text)
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """The one place where keystoneauth's exceptions become ours."""
+    try:
+        yield
+    except ksa.ClientException as error:
+        raise translate(error) from error
+
+
+def get_token(session: ksa_session.Session) -> str | None:
+    with translated():
+        token: str | None = session.get_token()
+    return token
+
+
+class KeystoneauthAdapter:
+    """A keystoneauth Adapter that raises only openstack/http.py's exceptions."""
+
+    def __init__(self, adapter: ksa_adapter.Adapter) -> None:
+        self.adapter = adapter
+
+    def request(self, url: str, method: str, **kwargs: Any) -> http.Response:
+        with translated():
+            response: http.Response = self.adapter.request(url, method, **kwargs)
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> http.Response:
+        return self.request(url, "GET", **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> http.Response:
+        return self.request(url, "PUT", **kwargs)
+
+    def microversion_range(self) -> tuple[str, str] | None:
+        with translated():
+            data = self.adapter.get_endpoint_data()
+        if data is None or not data.min_microversion or not data.max_microversion:
+            return None
+        return _version_text(data.min_microversion), _version_text(data.max_microversion)
+
+
+def _version_text(version: Any) -> str:
+    return ".".join(str(part) for part in version)
 
 
 class Connection:
@@ -65,24 +145,26 @@ class Connection:
         self._interface = interface
         self._endpoint_overrides = endpoint_overrides or {}
 
-    def adapter(self, service_type: str, endpoint: str | None = None) -> ksa_adapter.Adapter:
+    def adapter(self, service_type: str, endpoint: str | None = None) -> KeystoneauthAdapter:
         """An adapter for one service: at `endpoint` as it is, or found in the catalog
         within the API versions the CPI speaks."""
         oldest, newest = API_VERSIONS.get(service_type, (None, None))
-        return ksa_adapter.Adapter(
-            self.session,
-            service_type=service_type,
-            interface=self._interface,
-            region_name=self._region_name,
-            endpoint_override=endpoint or self._endpoint_overrides.get(service_type),
-            min_version=None if endpoint else oldest,
-            max_version=None if endpoint else newest,
-            raise_exc=False,
-            connect_retries=0,
-            status_code_retries=0,
+        return KeystoneauthAdapter(
+            ksa_adapter.Adapter(
+                self.session,
+                service_type=service_type,
+                interface=self._interface,
+                region_name=self._region_name,
+                endpoint_override=endpoint or self._endpoint_overrides.get(service_type),
+                min_version=None if endpoint else oldest,
+                max_version=None if endpoint else newest,
+                raise_exc=False,
+                connect_retries=0,
+                status_code_retries=0,
+            )
         )
 
-    def discovered(self, service_type: str) -> ksa_adapter.Adapter:
+    def discovered(self, service_type: str) -> KeystoneauthAdapter:
         """The adapter of a service whose endpoint version discovery may pick, resolved
         to a versioned endpoint (requests only when the catalog URL has no version)."""
         adapter = self.adapter(service_type)
@@ -91,7 +173,8 @@ class Connection:
         name = SERVICE_NAMES[service_type]
 
         def resolve() -> None:
-            url = str(adapter.get_endpoint() or "")
+            with translated():
+                url = str(adapter.adapter.get_endpoint() or "")
             if url and not VERSIONED_PATH.search(urlsplit(url).path):
                 raise DiscoveryFellBack(
                     f"its version document at {url} could not be read (see the log)"
@@ -102,35 +185,36 @@ class Connection:
         return adapter
 
     @cached_property
-    def compute(self) -> ksa_adapter.Adapter:
+    def compute(self) -> KeystoneauthAdapter:
         return self.discovered("compute")
 
     @cached_property
-    def image(self) -> ksa_adapter.Adapter:
+    def image(self) -> KeystoneauthAdapter:
         return self.discovered("image")
 
     @cached_property
-    def network(self) -> ksa_adapter.Adapter:
+    def network(self) -> KeystoneauthAdapter:
         return self.adapter("network", self._neutron_endpoint())
 
     @cached_property
-    def block_storage(self) -> ksa_adapter.Adapter:
+    def block_storage(self) -> KeystoneauthAdapter:
         return self.discovered("block-storage")
 
     def _neutron_endpoint(self) -> str:
-        url = self._endpoint_overrides.get("network") or self.session.get_endpoint(
-            service_type="network", interface=self._interface, region_name=self._region_name
-        )
+        with translated():
+            url = self._endpoint_overrides.get("network") or self.session.get_endpoint(
+                service_type="network", interface=self._interface, region_name=self._region_name
+            )
         if not url:
-            raise ksa.EndpointNotFound(
+            raise http.EndpointNotFound(
                 f"no network endpoint of interface '{self._interface}'"
                 + (f" in region '{self._region_name}'" if self._region_name else "")
             )
-        url = str(url).rstrip("/")
-        return url if url.endswith(f"/{NEUTRON_VERSION}") else f"{url}/{NEUTRON_VERSION}"
+        return neutron_url(str(url))
 
     @property
     def current_project_id(self) -> str | None:
         """The token's project (from the token already held: no request)."""
-        project: str | None = self.session.get_project_id()
+        with translated():
+            project: str | None = self.session.get_project_id()
         return project

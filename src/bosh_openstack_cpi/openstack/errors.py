@@ -1,4 +1,4 @@
-"""Translate HTTP errors and keystoneauth exceptions into CPI errors that say what to fix."""
+"""Translate HTTP errors and transport failures into CPI errors that say what to fix."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 
-from keystoneauth1 import exceptions as ksa
-
+from bosh_openstack_cpi.openstack import http
 from bosh_openstack_cpi.openstack.http import HttpException
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -52,9 +51,9 @@ def api_errors(service: str, action: str) -> Iterator[None]:
         raise CloudError(
             f"OpenStack {service} API: {action} failed, {describe_http_error(error)}"
         ) from None
-    except ksa.SSLError as error:
+    except http.TlsFailure as error:
         raise CloudError(f"TLS error talking to OpenStack {service}: {error}. {TLS_HINT}") from None
-    except ksa.EndpointNotFound as error:
+    except http.EndpointNotFound as error:
         raise ServiceNotInCatalog(
             f"The Keystone catalog has no {service} endpoint ({error}); check openstack.region "
             "and openstack.endpoint_type"
@@ -68,14 +67,9 @@ def api_errors(service: str, action: str) -> Iterator[None]:
             f"The Keystone catalog has no {service} endpoint for this region and interface; "
             "check openstack.region and openstack.endpoint_type"
         ) from None
-    except (ksa.ConnectionError, ksa.ConnectTimeout) as error:
+    except http.TransportError as error:  # refused, reset, cut off, timed out
         raise CloudError(
             f"Cannot reach OpenStack {service} to {action}: {connection_problem(error)}"
         ) from None
-    except ksa.RequestTimeout as error:
-        raise CloudError(
-            f"OpenStack {service} did not answer in time to {action}: {error}; raise "
-            "openstack.connection_options.read_timeout if the cloud is slow"
-        ) from None
-    except ksa.ClientException as error:  # e.g. version discovery found no usable API
+    except http.ClientFailure as error:  # e.g. version discovery found no usable API
         raise CloudError(f"OpenStack {service}: {action} failed: {error}") from None

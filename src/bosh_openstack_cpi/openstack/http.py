@@ -1,24 +1,126 @@
-"""HTTP errors of the OpenStack APIs, and microversion checks, on plain keystoneauth.
+"""HTTP errors of the OpenStack APIs, transport failures, and microversion checks.
 
-The service adapters send REST requests through keystoneauth Adapters built with
-`raise_exc=False` and turn an error answer into one of these exceptions with
-`raise_from_response`. `details` is the service's own message, unwrapped from the fault
-body each service wraps it in (Nova/Cinder `{"itemNotFound": {"message": ...}}`, Neutron
-`{"NeutronError": {"message": ...}}`, Keystone `{"error": {"message": ...}}`, Glance's
-HTML page).
+The service adapters send REST requests through an adapter (openstack/transport.py's
+stdlib one, or keystoneauth's behind openstack/connection.py) that returns error answers
+instead of raising, and turn an error answer into one of these exceptions with
+`raise_from_response`. A request that got no usable answer raises a `TransportError`:
+both transports raise only these classes (keystoneauth's exceptions are translated in
+openstack/connection.py), so that retry.py and errors.py know one hierarchy. This module
+imports nothing heavy: a call with a cached token never loads requests or keystoneauth.
+
+`details` is the service's own message, unwrapped from the fault body each service wraps
+it in (Nova/Cinder `{"itemNotFound": {"message": ...}}`, Neutron `{"NeutronError":
+{"message": ...}}`, Keystone `{"error": {"message": ...}}`, Glance's HTML page).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-import requests
-from keystoneauth1 import adapter as ksa_adapter
-from keystoneauth1 import discover
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 REQUEST_ID_HEADERS = ("x-openstack-request-id", "x-compute-request-id")
+
+
+class Headers(Protocol):
+    """Case-insensitive response headers."""
+
+    def get(self, name: str, default: Any = None, /) -> Any: ...
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
+
+class SentRequest(Protocol):
+    method: Any
+    url: Any
+
+
+class Response(Protocol):
+    """What the adapters read of an answer (a requests.Response, or transport.Response)."""
+
+    status_code: int
+    reason: Any
+    headers: Any
+    request: Any
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self, **kwargs: Any) -> Any: ...
+
+
+class Adapter(Protocol):
+    """One service's endpoint: the subset of keystoneauth's Adapter the CPI uses."""
+
+    def request(self, url: str, method: str, **kwargs: Any) -> Response: ...
+
+    def get(self, url: str, **kwargs: Any) -> Response: ...
+
+    def put(self, url: str, **kwargs: Any) -> Response: ...
+
+    def microversion_range(self) -> tuple[str, str] | None:
+        """(oldest, newest) microversion of the service, None when it has none."""
+        ...
+
+
+class Services(Protocol):
+    """One adapter per service, and the token's project (either transport)."""
+
+    @property
+    def compute(self) -> Adapter: ...
+
+    @property
+    def image(self) -> Adapter: ...
+
+    @property
+    def network(self) -> Adapter: ...
+
+    @property
+    def block_storage(self) -> Adapter: ...
+
+    @property
+    def current_project_id(self) -> str | None: ...
+
+
+# --- transport failures: no usable answer ----------------------------------------------
+
+
+class TransportError(Exception):
+    """A request got no usable HTTP answer."""
+
+
+class NotSent(TransportError):
+    """No connection was made (refused, unreachable, name not resolved): the request never
+    reached the cloud, so sending it again cannot duplicate anything."""
+
+
+class ConnectTimedOut(NotSent):
+    """The connection could not be made in time: the request was not sent."""
+
+
+class AnswerLost(TransportError):
+    """The connection broke after the request was (perhaps) sent: reset, closed, or an
+    answer cut off. The request's fate is unknown."""
+
+
+class ReadTimedOut(TransportError):
+    """The request was sent and no answer came in time: its fate is unknown."""
+
+
+class TlsFailure(TransportError):
+    """TLS negotiation or certificate verification failed (does not go away by itself)."""
+
+
+class EndpointNotFound(Exception):
+    """The token's catalog has no endpoint for a service (region, interface)."""
+
+
+class ClientFailure(Exception):
+    """Anything else the client side could not do (e.g. no usable API version found)."""
 
 
 class HttpException(Exception):
@@ -31,7 +133,7 @@ class HttpException(Exception):
         status_code: int | None = None,
         details: str | None = None,
         request_id: str | None = None,
-        response: requests.Response | None = None,
+        response: Response | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -70,7 +172,7 @@ _BY_STATUS: dict[int, type[HttpException]] = {
 }
 
 
-def raise_from_response(response: requests.Response) -> None:
+def raise_from_response(response: Response) -> None:
     """Raise the HttpException matching an error answer (status 400 and above)."""
     status = response.status_code
     if status < 400:
@@ -90,7 +192,7 @@ def raise_from_response(response: requests.Response) -> None:
     )
 
 
-def service_message(response: requests.Response) -> str:
+def service_message(response: Response) -> str:
     """The service's own words about an error answer (its reason phrase when it gave none)."""
     content_type = response.headers.get("content-type", "")
     details = ""
@@ -130,22 +232,38 @@ def _message(value: Any) -> str:
     return ""
 
 
-def supports_microversion(adapter: ksa_adapter.Adapter, version: str) -> bool:
-    """The service behind the adapter accepts this microversion (from keystoneauth's
-    version discovery, which the session cache keeps across calls)."""
-    data = adapter.get_endpoint_data()
-    if data is None or not data.min_microversion or not data.max_microversion:
+def supports_microversion(adapter: Adapter, version: str) -> bool:
+    """The service behind the adapter accepts this microversion (from version discovery,
+    which the session cache keeps across calls)."""
+    found = adapter.microversion_range()
+    if found is None:
         return False
-    return bool(discover.version_between(data.min_microversion, data.max_microversion, version))
+    oldest, newest = (version_number(v) for v in found)
+    return oldest <= version_number(version) <= newest
 
 
-def best_microversion(adapter: ksa_adapter.Adapter, wanted: str) -> str | None:
+def best_microversion(adapter: Adapter, wanted: str) -> str | None:
     """`wanted`, or the service's newest microversion when it is older; None when the
     service has no microversions."""
-    data = adapter.get_endpoint_data()
-    if data is None or not data.max_microversion:
+    found = adapter.microversion_range()
+    if found is None:
         return None
-    newest = discover.normalize_version_number(data.max_microversion)
-    if discover.normalize_version_number(wanted) <= newest:
+    if version_number(wanted) <= version_number(found[1]):
         return wanted
-    return discover.version_to_string(newest)
+    return ".".join(str(part) for part in version_number(found[1]))
+
+
+def version_number(text: str) -> tuple[int, ...]:
+    """ "v2.1", "2.93", "3" -> (2, 1), (2, 93), (3, 0). ValueError when it is none."""
+    parts = tuple(int(part) for part in text.strip().lstrip("vV").split("."))
+    if not parts:
+        raise ValueError(f"not a version: {text!r}")
+    return parts if len(parts) > 1 else (*parts, 0)
+
+
+def microversion_range(version: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(min_version, version) of a version-discovery entry; None without microversions."""
+    oldest, newest = version.get("min_version"), version.get("version")
+    if not oldest or not newest:
+        return None
+    return str(oldest), str(newest)

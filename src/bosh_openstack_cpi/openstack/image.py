@@ -1,6 +1,6 @@
 """Glance: images (stemcells).
 
-Requests go straight to the Glance v2 REST API through a keystoneauth Adapter, so that
+Requests go straight to the Glance v2 REST API through a transport adapter, so that
 the request bodies are exactly what the CPI means (openstacksdk's image resource converted
 some properties to booleans, and its create_image helper looked up images by name first).
 """
@@ -13,12 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from keystoneauth1 import exceptions as ksa
-
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import http, retry
-from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError
@@ -97,11 +93,11 @@ def _state(body: Mapping[str, Any]) -> ImageState:
 
 
 class Image:
-    def __init__(self, connection: Connection, config: OpenStackConfig) -> None:
+    def __init__(self, connection: http.Services, config: OpenStackConfig) -> None:
         self._glance = connection.image
         self._config = config
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, **kwargs: Any) -> http.Response:
         response = self._glance.request(url, method, **kwargs)
         http.raise_from_response(response)
         return response
@@ -182,7 +178,7 @@ class Image:
                     allow_reauth=False,
                     redirect=False,
                 )
-            except (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.UnknownConnectionError) as error:
+            except (http.NotSent, http.AnswerLost, http.ReadTimedOut) as error:
                 raise TransientUploadError(
                     f"OpenStack Image API: {action} failed, the connection broke: {error}",
                     answer_lost=True,
@@ -231,7 +227,7 @@ class Image:
         )
 
 
-def _describe(response: requests.Response) -> str:
+def _describe(response: http.Response) -> str:
     try:
         http.raise_from_response(response)
     except http.HttpException as error:

@@ -1,6 +1,6 @@
 """Neutron: ports, floating IPs, security groups, networks.
 
-Requests go straight to the Neutron REST API through a keystoneauth Adapter, with
+Requests go straight to the Neutron REST API through a transport adapter, with
 filtered queries (never a listing of everything) and only the fields the CPI reads.
 """
 
@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
-from keystoneauth1 import adapter as ksa_adapter
-from keystoneauth1 import exceptions as ksa
-
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import http, retry
-from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors
 from bosh_openstack_cpi.protocol.errors import CloudError, VMCreationFailed
 
@@ -113,16 +108,16 @@ def looks_like_uuid(value: str) -> bool:
 
 
 class Network:
-    def __init__(self, connection: Connection, config: OpenStackConfig) -> None:
+    def __init__(self, connection: http.Services, config: OpenStackConfig) -> None:
         self._connection = connection
         self._config = config
 
     @property
-    def _neutron(self) -> ksa_adapter.Adapter:
+    def _neutron(self) -> http.Adapter:
         # Built on first use, inside api_errors: a missing catalog entry is reported there.
         return self._connection.network
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, **kwargs: Any) -> http.Response:
         response = self._neutron.request(url, method, **kwargs)
         http.raise_from_response(response)
         return response
@@ -256,7 +251,7 @@ class Network:
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 return _port(self._send("POST", "/ports", json={"port": port}).json()["port"])
-            except (http.HttpException, ksa.ConnectionError, ksa.ConnectTimeout) as error:
+            except (http.HttpException, http.TransportError) as error:
                 # ConnectionError: refused, reset, or an answer cut off (UnknownConnectionError)
                 if not retry.is_transient(error):
                     raise

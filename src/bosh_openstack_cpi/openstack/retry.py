@@ -10,8 +10,9 @@
   directly (`refused_only`).
 - Uploads are never retried automatically.
 
-The connection itself is built with keystoneauth's own retries switched off, so that
-this module is the only place where requests are repeated.
+The keystoneauth connection is built with keystoneauth's own retries switched off (and
+the stdlib transport has none), so that this module is the only place where requests are
+repeated. Failures are openstack/http.py's classes, whichever transport sent the request.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from keystoneauth1 import exceptions as ksa
-
-from bosh_openstack_cpi.openstack.http import HttpException
+from bosh_openstack_cpi.openstack.http import HttpException, NotSent, TlsFailure, TransportError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -41,8 +40,6 @@ DEFAULT_BUDGET = 60.0
 def _status(error: Exception) -> int | None:
     if isinstance(error, HttpException):
         return error.status_code
-    if isinstance(error, ksa.HttpError):
-        return error.http_status
     return None
 
 
@@ -88,30 +85,20 @@ def retry_after(error: Exception) -> float | None:
 
 
 def is_transient(error: Exception) -> bool:
-    if isinstance(error, HttpException):
-        return error.status_code in TRANSIENT_STATUS or _over_limit(error)
-    if isinstance(error, ksa.RequestTimeout):  # HTTP 408: the server gave up waiting
-        return True
-    if isinstance(error, ksa.HttpError):  # keystoneauth's own, e.g. from token requests
-        return error.http_status in TRANSIENT_STATUS or _over_limit(error)
-    if isinstance(error, ksa.SSLError):  # a certificate problem does not go away
+    if isinstance(error, HttpException):  # token requests included
+        # 408: the server gave up waiting for the request, it did not act on it
+        return error.status_code in TRANSIENT_STATUS | {408} or _over_limit(error)
+    if isinstance(error, TlsFailure):  # a certificate problem does not go away
         return False
-    # ConnectionError covers refused and reset connections and cut-off answers
-    # (UnknownConnectionError); timeouts are ConnectTimeout or RequestTimeout.
-    return isinstance(error, ksa.ConnectionError | ksa.RequestTimeout)
+    # refused or reset connections, cut-off answers, connect and read timeouts
+    return isinstance(error, TransportError)
 
 
 def _is_refused(error: Exception) -> bool:
-    """The connection was refused: the request never reached the server, so sending it
-    again cannot duplicate anything, even a create. (keystoneauth reports connect AND
-    read timeouts as ConnectTimeout, so a timeout may mean the request arrived; and a
-    connection reset or closed after the request was sent is a ConnectFailure too.)"""
-    if isinstance(error, ksa.SSLError | ksa.ConnectTimeout):
-        return False
-    if not isinstance(error, ksa.ConnectFailure):
-        return False
-    text = str(error)
-    return "NewConnectionError" in text or "refused" in text.lower()
+    """No connection was made (refused, or not made in time): the request never reached
+    the server, so sending it again cannot duplicate anything, even a create. (A read
+    timeout or a connection reset after the request was sent may mean it arrived.)"""
+    return isinstance(error, NotSent)
 
 
 def _run(

@@ -10,6 +10,8 @@ keeps both in one private file per set of credentials:
   private directory, so names cannot be brute-forced to recover a password;
 - the token is used until keystoneauth considers it about to expire; on a 401
   keystoneauth fetches a new one and the cache is rewritten;
+- `read` gives the stdlib transport (openstack/transport.py) the token, its catalog and
+  the discovery data without importing keystoneauth;
 - `openstack.token_cache: false` turns all of this off.
 """
 
@@ -23,13 +25,13 @@ import os
 import secrets
 import stat
 import tempfile
-from typing import Any
-
-from keystoneauth1 import discover
-from keystoneauth1 import session as ksa_session
-from keystoneauth1.identity import base as identity_base
+from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi.config import OpenStackConfig
+
+if TYPE_CHECKING:
+    from keystoneauth1 import session as ksa_session
+    from keystoneauth1.identity import base as identity_base
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,28 @@ class SessionCache:
             return
         self._path = os.path.join(directory, f"session-{name}.json")
 
+    def read(self) -> dict[str, Any] | None:
+        """The cached token ("auth_token"), its Keystone body ("body") and the discovery
+        data ("discovery"), read without keystoneauth; None when there is none."""
+        if self._path is None:
+            return None
+        try:
+            with open(self._path, "rb") as handle:
+                document = json.load(handle)
+            if document.get("format") != FORMAT:
+                return None
+            state = json.loads(document["auth_state"])
+            discovery = document.get("discovery", {})
+            if not isinstance(state, dict) or not isinstance(discovery, dict):
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return {
+            "auth_token": state.get("auth_token"),
+            "body": state.get("body") or {},
+            "discovery": discovery,
+        }
+
     def load(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> bool:
         if self._path is None:
             return False
@@ -160,6 +184,8 @@ def _discovery_data(session: ksa_session.Session) -> dict[str, Any]:
 
 
 def _restore_discovery(session: ksa_session.Session, data: dict[str, Any]) -> None:
+    from keystoneauth1 import discover
+
     cache = getattr(session, "_discovery_cache", None)
     if not isinstance(cache, dict):
         return

@@ -1,6 +1,6 @@
 """Cinder: volumes (persistent disks) and snapshots.
 
-Plain REST requests to the Cinder v3 API through a keystoneauth Adapter. Volume and
+Plain REST requests to the Cinder v3 API through a transport adapter. Volume and
 snapshot requests use the newest microversion both sides know (up to what the CPI was
 written for), so that answers carry `volume_type_id` and in-use volumes can be extended.
 Returns plain values (`VolumeState`, `SnapshotState`). Reads, deletes and metadata
@@ -18,12 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import requests
-from keystoneauth1 import adapter as ksa_adapter
-
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import http
-from bosh_openstack_cpi.openstack.connection import Connection
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.retry import (
     idempotent,
@@ -160,14 +156,14 @@ def _deletion_failure(state: VolumeState | SnapshotState | None) -> str | None:
 
 
 class Volume:
-    def __init__(self, connection: Connection, config: OpenStackConfig) -> None:
+    def __init__(self, connection: http.Services, config: OpenStackConfig) -> None:
         self._connection = connection
         self._config = config
         self._sleep: Callable[[float], None] = time.sleep
         self._microversions: dict[str, str | None] = {}
 
     @property
-    def _cinder(self) -> ksa_adapter.Adapter:
+    def _cinder(self) -> http.Adapter:
         # Built on first use: a call that never touches Cinder pays no version discovery.
         return self._connection.block_storage
 
@@ -179,7 +175,7 @@ class Volume:
 
     def _send(
         self, method: str, path: str, *, microversion: str | None = None, **kwargs: Any
-    ) -> requests.Response:
+    ) -> http.Response:
         """One Cinder request; http.HttpException for an error answer."""
         if microversion is not None:
             kwargs["microversion"] = self._microversion(microversion)

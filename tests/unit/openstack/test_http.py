@@ -10,6 +10,7 @@ import requests
 from keystoneauth1 import adapter, noauth, session
 
 from bosh_openstack_cpi.openstack import http
+from bosh_openstack_cpi.openstack.connection import KeystoneauthAdapter
 
 
 def _answer(
@@ -94,14 +95,16 @@ def test_the_request_id_is_kept(header):
     assert "GET http://nova/v2.1/servers/x" in error.message
 
 
-def _adapter(requests_mock: Any, version: dict[str, Any]) -> adapter.Adapter:
+def _adapter(requests_mock: Any, version: dict[str, Any]) -> KeystoneauthAdapter:
     requests_mock.get("http://cinder/v3/", json={"version": version})
-    return adapter.Adapter(
-        session.Session(auth=noauth.NoAuth()),
-        service_type="block-storage",
-        endpoint_override="http://cinder/v3/",
-        min_version="3",
-        max_version="3.latest",
+    return KeystoneauthAdapter(
+        adapter.Adapter(
+            session.Session(auth=noauth.NoAuth()),
+            service_type="block-storage",
+            endpoint_override="http://cinder/v3/",
+            min_version="3",
+            max_version="3.latest",
+        )
     )
 
 

@@ -128,7 +128,7 @@ def test_a_retrying_adapter_would_resend_a_consumed_stream_on_503(
     monkeypatch.setattr("keystoneauth1.session.time.sleep", lambda _: None)
     requests_mock.put(f"{IMAGES}/{IMAGE_ID}/file", text=Receiver(503, 204))
     connection_image = adapter.Adapter(
-        glance._glance.session,
+        glance._glance.adapter.session,
         service_type="image",
         interface="public",
         region_name="RegionOne",

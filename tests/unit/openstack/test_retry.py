@@ -5,6 +5,7 @@ import requests
 from keystoneauth1 import exceptions as ksa
 
 from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack.connection import translate
 
 
 def _http_error(status, headers=None, body="{}"):
@@ -67,10 +68,10 @@ def test_plain_413_and_client_errors_are_not_retried():
 @pytest.mark.parametrize(
     "error",
     [
-        ksa.ConnectFailure("refused"),
-        ksa.UnknownConnectionError("cut off", ConnectionResetError()),
-        ksa.ConnectTimeout("slow"),
-        ksa.RequestTimeout("slow"),
+        translate(ksa.ConnectFailure("refused")),
+        translate(ksa.UnknownConnectionError("cut off", ConnectionResetError())),
+        translate(ksa.ConnectTimeout("slow")),
+        translate(ksa.RequestTimeout("slow")),
     ],
 )
 def test_reads_retry_connection_problems(error):
@@ -94,14 +95,14 @@ def test_budget_bounds_the_waiting():
 
 
 def test_creates_are_retried_only_when_no_connection_was_made():
-    action = Flaky(ksa.ConnectFailure("refused"))
+    action = Flaky(translate(ksa.ConnectFailure("refused")))
     assert retry.refused_only(action, "create", sleep=lambda _: None) == "ok"
     # keystoneauth maps read timeouts to ConnectTimeout too: the request may have arrived
     for error in (
         _http_error(503),
-        ksa.ConnectTimeout("connect or read timeout"),
-        ksa.RequestTimeout("sent, no answer"),
-        ksa.SSLError("cert"),
+        translate(ksa.ConnectTimeout("connect or read timeout")),
+        translate(ksa.RequestTimeout("sent, no answer")),
+        translate(ksa.SSLError("cert")),
     ):
         action = Flaky(error)
         with pytest.raises(type(error)):
@@ -110,8 +111,8 @@ def test_creates_are_retried_only_when_no_connection_was_made():
 
 
 def test_tls_errors_are_never_retried():
-    action = Flaky(ksa.SSLError("certificate verify failed"))
-    with pytest.raises(ksa.SSLError):
+    action = Flaky(translate(ksa.SSLError("certificate verify failed")))
+    with pytest.raises(http.TlsFailure):
         retry.idempotent(action, "x", sleep=lambda _: None)
     assert action.calls == 1
 
@@ -122,17 +123,21 @@ def test_tls_errors_are_never_retried():
 def test_a_connection_reset_after_sending_is_not_a_refused_connection():
     """keystoneauth reports both as ConnectFailure; only a refused one never reached the
     cloud. Repeating a create after a reset made a second image."""
-    reset = ksa.ConnectFailure(
-        "Unable to establish connection to http://glance/v2/images: ('Connection aborted.', "
-        "ConnectionResetError(104, 'Connection reset by peer'))"
+    reset = translate(
+        ksa.ConnectFailure(
+            "Unable to establish connection to http://glance/v2/images: ('Connection aborted.', "
+            "ConnectionResetError(104, 'Connection reset by peer'))"
+        )
     )
     action = Flaky(reset)
-    with pytest.raises(ksa.ConnectFailure):
+    with pytest.raises(http.AnswerLost):
         retry.refused_only(action, "create", sleep=lambda _: None)
     assert action.calls == 1
-    refused = ksa.ConnectFailure(
-        "Unable to establish connection to http://glance/v2/images: HTTPConnectionPool(...): "
-        "Max retries exceeded (Caused by NewConnectionError('[Errno 111] Connection refused'))"
+    refused = translate(
+        ksa.ConnectFailure(
+            "Unable to establish connection to http://glance/v2/images: HTTPConnectionPool(...): "
+            "Max retries exceeded (Caused by NewConnectionError('[Errno 111] Connection refused'))"
+        )
     )
     assert retry.refused_only(Flaky(refused), "create", sleep=lambda _: None) == "ok"
 
@@ -157,6 +162,50 @@ def test_keystone_over_limit_is_transient():
     response = requests.Response()
     response.status_code = 413
     response._content = b'{"overLimit": {"code": 413, "retryAfter": "1"}}'
-    error = ksa.HttpError(http_status=413, response=response)
+    error = translate(ksa.HttpError(http_status=413, response=response))
     assert retry.is_transient(error)
-    assert not retry.is_transient(ksa.HttpError(http_status=413))
+    assert not retry.is_transient(translate(ksa.HttpError(http_status=413)))
+
+
+def test_keystoneauth_timeouts_count_as_sent_unless_requests_saw_the_connect_fail():
+    """keystoneauth reports connect and read timeouts alike (ConnectTimeout): only the
+    requests exception behind it tells that no connection was made."""
+    try:
+        try:
+            raise requests.exceptions.ConnectTimeout("connect timed out")
+        except requests.exceptions.ConnectTimeout:
+            raise ksa.ConnectTimeout("Request timed out") from None
+    except ksa.ConnectTimeout as error:
+        connect = translate(error)
+    assert isinstance(connect, http.ConnectTimedOut)
+    try:
+        try:
+            raise requests.exceptions.ReadTimeout("read timed out")
+        except requests.exceptions.ReadTimeout:
+            raise ksa.ConnectTimeout("Request timed out") from None
+    except ksa.ConnectTimeout as error:
+        read = translate(error)
+    assert isinstance(read, http.ReadTimedOut)
+
+
+@pytest.mark.parametrize(
+    ("error", "retried_for_a_create"),
+    [
+        (http.NotSent("[Errno 111] Connection refused"), True),
+        (http.ConnectTimedOut("connect timed out"), True),
+        (http.ReadTimedOut("read timed out"), False),
+        (http.AnswerLost("RemoteDisconnected"), False),
+        (http.TlsFailure("certificate verify failed"), False),
+    ],
+)
+def test_our_transport_failures(error, retried_for_a_create):
+    """The stdlib transport raises these directly: reads retry all but TLS failures,
+    creates only what was never sent."""
+    assert retry.is_transient(error) is not isinstance(error, http.TlsFailure)
+    action = Flaky(error)
+    if retried_for_a_create:
+        assert retry.refused_only(action, "create", sleep=lambda _: None) == "ok"
+    else:
+        with pytest.raises(type(error)):
+            retry.refused_only(action, "create", sleep=lambda _: None)
+        assert action.calls == 1

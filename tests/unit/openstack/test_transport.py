@@ -1,0 +1,338 @@
+"""The stdlib transport against a local HTTP server: answers, failures, TLS options,
+timeouts, the 401 fallback to keystoneauth, and endpoint choice from the cached catalog."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from bosh_openstack_cpi.openstack import http as os_http
+from bosh_openstack_cpi.openstack import transport
+from tools.request_log import requests_in
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.seen.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
+        if self.path.startswith("/v2.1/slow"):
+            time.sleep(1.0)
+        if self.path.startswith("/v2.1/reset"):
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        status = 401 if self.path.startswith("/v2.1/unauthorized") else 404
+        if self.path.startswith("/v2.1/ok"):
+            status = 200
+        data = json.dumps({"itemNotFound": {"message": "Instance not found"}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Openstack-Request-Id", "req-1")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Handler.seen = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+_SESSIONS: list[transport.Session] = []
+KEYSTONEAUTH_ANSWER: Any = object()
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions() -> Iterator[None]:
+    yield
+    while _SESSIONS:
+        _SESSIONS.pop().close()
+
+
+class _FallbackAdapter:
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.calls = calls
+
+    def request(self, url: str, method: str, **kwargs: Any) -> Any:
+        self.calls.append((url, method, kwargs))
+        return KEYSTONEAUTH_ANSWER
+
+    def microversion_range(self) -> tuple[str, str] | None:
+        self.calls.append(("discovery",))
+        return ("2.1", "2.90")
+
+
+class _FallbackServices:
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.compute = self.image = self.network = self.block_storage = _FallbackAdapter(calls)
+        self.current_project_id = "p"
+
+
+def _services(
+    base: str,
+    *,
+    catalog: list[dict[str, Any]] | None = None,
+    discovery: dict[str, Any] | None = None,
+    timeout: float = 5.0,
+) -> tuple[transport.FastServices, list[tuple[Any, ...]], list[bool]]:
+    calls: list[tuple[Any, ...]] = []
+    built: list[bool] = []
+
+    def keystoneauth(reuse: bool) -> Any:
+        built.append(reuse)
+        return _FallbackServices(calls)
+
+    endpoint = {"interface": "public", "region": "RegionOne", "region_id": "RegionOne"}
+    body = {
+        "token": {
+            "expires_at": "2099-01-01T00:00:00.000000Z",
+            "project": {"id": "project-1"},
+            "catalog": catalog
+            if catalog is not None
+            else [
+                {"type": "compute", "endpoints": [{**endpoint, "url": f"{base}/v2.1"}]},
+                {"type": "network", "endpoints": [{**endpoint, "url": base}]},
+                {"type": "image", "endpoints": [{**endpoint, "url": base}]},
+                {
+                    "type": "volumev3",
+                    "endpoints": [{**endpoint, "url": f"{base}/v3/project-1"}],
+                },
+                {
+                    "type": "block-storage",
+                    "endpoints": [{**endpoint, "url": f"{base}/v3/project-1"}],
+                },
+            ],
+        }
+    }
+    session = transport.Session("secret-token", verify=True, timeout=timeout)
+    _SESSIONS.append(session)
+    services = transport.FastServices(
+        "secret-token",
+        body,
+        discovery or {},
+        region_name="RegionOne",
+        interface="public",
+        session=session,
+        keystoneauth=keystoneauth,
+    )
+    return services, calls, built
+
+
+def test_an_error_answer_is_returned_with_what_the_adapters_read(server):
+    services, calls, _ = _services(server)
+    response = services.compute.request("/servers/x", "GET", params={"name": "^a$", "x": None})
+    assert response.status_code == 404
+    assert response.headers.get("x-openstack-request-id") == "req-1"
+    assert response.json() == {"itemNotFound": {"message": "Instance not found"}}
+    with pytest.raises(os_http.NotFoundException) as raised:
+        os_http.raise_from_response(response)
+    assert raised.value.details == "Instance not found"
+    assert raised.value.request_id == "req-1"
+    assert str(raised.value).startswith(f"Client Error HTTP 404 for GET {server}/v2.1/servers/x")
+    sent = _Handler.seen[-1]
+    assert sent["path"] == "/v2.1/servers/x?name=%5Ea%24"
+    assert sent["headers"]["X-Auth-Token"] == "secret-token"
+    assert calls == []
+
+
+def test_json_bodies_and_microversion_headers(server):
+    services, _, _ = _services(server)
+    services.compute.request("/ok", "POST", json={"a": 1}, microversion="2.67")
+    services.block_storage.request("/ok", "POST", json={"b": 2}, microversion="3.60")
+    nova, cinder = _Handler.seen[-2:]
+    assert nova["body"] == b'{"a": 1}'
+    assert nova["headers"]["Content-Type"] == "application/json"
+    assert nova["headers"]["OpenStack-API-Version"] == "compute 2.67"
+    assert nova["headers"]["X-OpenStack-Nova-API-Version"] == "2.67"
+    assert cinder["path"] == "/v3/project-1/ok"
+    assert cinder["headers"]["OpenStack-API-Version"] == "volume 3.60"
+
+
+def test_neutron_gets_v2_0_and_the_project_comes_from_the_token(server):
+    services, _, _ = _services(server)
+    services.network.request("/ports", "GET")
+    assert _Handler.seen[-1]["path"] == "/v2.0/ports"
+    assert services.current_project_id == "project-1"
+
+
+def test_a_401_authenticates_again_with_keystoneauth_and_sends_once_more(server):
+    services, calls, built = _services(server)
+    answer = services.compute.request("/unauthorized", "GET")
+    assert answer is KEYSTONEAUTH_ANSWER
+    assert built == [False]  # a new token, not the cached one
+    assert calls == [("/unauthorized", "GET", {"allow_reauth": False})]
+    assert services.compute.request("/ok", "GET") is KEYSTONEAUTH_ANSWER
+    assert built == [False]
+    assert len([s for s in _Handler.seen if s["path"].startswith("/v2.1/")]) == 1
+
+
+def test_a_streamed_body_goes_through_keystoneauth(server):
+    services, calls, built = _services(server)
+    body = iter([b"data"])
+    services.image.request("/images/x/file", "PUT", data=body, redirect=False)
+    assert built == [True]
+    assert calls == [("/images/x/file", "PUT", {"data": body, "redirect": False})]
+
+
+def test_a_refused_connection_was_not_sent():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    services, _, _ = _services(f"http://127.0.0.1:{port}")
+    with pytest.raises(os_http.NotSent) as raised:
+        services.compute.request("/servers/x", "GET")
+    assert "Connection refused" in str(raised.value)
+
+
+def test_a_connect_timeout_was_not_sent(server, monkeypatch):
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", slow)
+    services, _, _ = _services(server)
+    with pytest.raises(os_http.ConnectTimedOut):
+        services.compute.request("/servers/x", "GET")
+
+
+def test_a_read_timeout_is_an_unknown_fate(server):
+    services, _, _ = _services(server, timeout=0.2)
+    with pytest.raises(os_http.ReadTimedOut):
+        services.compute.request("/slow", "GET")
+
+
+def test_a_connection_closed_without_answer_is_an_unknown_fate(server):
+    services, _, _ = _services(server)
+    with pytest.raises(os_http.AnswerLost):
+        services.compute.request("/reset", "POST", json={})
+
+
+def test_tls_to_a_plain_http_server_is_a_tls_failure(server):
+    services, _, _ = _services(server.replace("http://", "https://"))
+    with pytest.raises(os_http.TlsFailure) as raised:
+        services.compute.request("/servers/x", "GET")
+    assert str(raised.value).startswith("SSL exception connecting to https://127.0.0.1:")
+
+
+def test_tls_options(tmp_path):
+    insecure = transport.tls_context(False)
+    assert insecure.verify_mode == ssl.CERT_NONE
+    assert not insecure.check_hostname
+    default = transport.tls_context(True)
+    assert default.verify_mode == ssl.CERT_REQUIRED
+    assert default.check_hostname
+    missing = tmp_path / "none.pem"
+    with pytest.raises(OSError):
+        transport.tls_context(str(missing))
+
+
+def test_a_kept_alive_connection_is_reused(server):
+    services, _, _ = _services(server)
+    services.compute.request("/ok", "GET")
+    services.compute.request("/ok", "GET")
+    assert len(services.session._connections) == 1
+
+
+def test_each_request_is_logged_for_request_log_without_secrets(server, caplog):
+    services, _, _ = _services(server)
+    with caplog.at_level(logging.DEBUG, logger="bosh_openstack_cpi.openstack.transport"):
+        services.compute.request("/servers/x", "GET", params={"name": "vm-1"})
+    assert requests_in(caplog.text) == [
+        ("127.0.0.1:" + server.rsplit(":", 1)[1], "GET", "/v2.1/servers/x?name=vm-1", 404)
+    ]
+    assert "secret-token" not in caplog.text
+
+
+def test_an_ambiguous_or_unversioned_endpoint_is_left_to_keystoneauth(server):
+    endpoint = {"interface": "public", "region": "RegionOne"}
+    catalog = [
+        {"type": "compute", "endpoints": [{**endpoint, "url": server}]},  # unversioned
+        {"type": "volumev3", "endpoints": [{**endpoint, "url": f"{server}/v3/a"}]},
+        {"type": "block-storage", "endpoints": [{**endpoint, "url": f"{server}/v3/b"}]},
+    ]
+    services, _, built = _services(server, catalog=catalog)
+    assert services.compute.request("/servers/x", "GET") is KEYSTONEAUTH_ANSWER
+    assert services.block_storage.request("/volumes", "GET") is KEYSTONEAUTH_ANSWER
+    assert services.image.request("/images", "GET") is KEYSTONEAUTH_ANSWER  # no discovery
+    assert built == [True]
+    assert _Handler.seen == []
+
+
+def test_glance_and_microversions_from_the_cached_discovery(server):
+    def version(vid: str, href: str, low: str | None, high: str | None) -> dict[str, Any]:
+        links = [{"rel": "self", "href": href}]
+        return {"id": vid, "status": "CURRENT", "links": links, "min_version": low, "version": high}
+
+    discovery = {
+        server: [version("v2.15", f"{server}/v2/", None, None)],
+        f"{server}/v3/": [version("v3.0", f"{server}/v3/", "3.0", "3.70")],
+    }
+    services, calls, built = _services(server, discovery=discovery)
+    services.image.request("/images", "GET")
+    assert _Handler.seen[-1]["path"] == "/v2/images"
+    assert os_http.best_microversion(services.block_storage, "3.71") == "3.70"
+    assert os_http.supports_microversion(services.block_storage, "3.42")
+    # Nova's discovery is not cached: keystoneauth discovers it
+    assert os_http.supports_microversion(services.compute, "2.47")
+    assert calls == [("discovery",)]
+    assert built == [True]
+
+
+def test_when_the_cached_token_may_be_used(monkeypatch):
+    body = {"token": {"expires_at": "2030-01-01T00:00:00Z"}}
+    expiry = transport.token_expiry(body)
+    assert expiry is not None
+    assert transport.usable_token({"auth_token": "t", "body": body}, now=expiry - 3600)
+    assert not transport.usable_token({"auth_token": "t", "body": body}, now=expiry - 60)
+    assert not transport.usable_token({"auth_token": None, "body": body}, now=0)
+    assert not transport.usable_token({"auth_token": "t", "body": {}}, now=0)
+    for name in transport.ENVIRONMENT_OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+    assert transport.environment_allows()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert not transport.environment_allows()
+
+
+def test_query_parameters_as_requests_encodes_them(server):
+    """Neutron's lookups pass a list of pairs (repeated `fields`); mappings may hold lists."""
+    services, _, _ = _services(server)
+    services.network.request(
+        "/ports",
+        "GET",
+        params=[("fixed_ips", "ip_address=10.0.0.5"), ("fields", "id"), ("fields", "name")],
+    )
+    assert _Handler.seen[-1]["path"] == (
+        "/v2.0/ports?fixed_ips=ip_address%3D10.0.0.5&fields=id&fields=name"
+    )
+    services.compute.request("/servers/detail", "GET", params={"a": ["1", "2"], "b": None})
+    assert _Handler.seen[-1]["path"] == "/v2.1/servers/detail?a=1&a=2"
