@@ -230,6 +230,15 @@ class FaultProxy:
         scheme = "https" if self._tls is not None else "http"
         return f"{scheme}://127.0.0.1:{self._servers[service].server_address[1]}"
 
+    def restart(self, plan: FaultPlan) -> None:
+        """Forget the requests seen so far and follow `plan` from now on (after requests
+        that only prepare the run, e.g. filling the CPI's token cache)."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=SETTLE_SECONDS)
+            self.plan = plan
+            self._records = []
+            self._sequence = 0
+
     @property
     def records(self) -> list[Record]:
         """The requests seen so far. A request is recorded just after its answer went out,

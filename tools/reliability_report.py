@@ -28,6 +28,7 @@ from tools.fault_campaign import (
     FAULT_KINDS,
     KILLS,
     LEFT_AFTER_FOLLOW_UP,
+    WARM_MODE,
     Campaign,
     run_campaign,
     sweep,
@@ -40,6 +41,7 @@ HEADER = (
     "command named in them to refresh them.\n"
 )
 CAMPAIGN_TITLE = "Fault campaign (generated)"
+WARM_CAMPAIGN_TITLE = "Fault campaign, token cache warm (generated)"
 CONCURRENCY_TITLE = "Concurrency (generated)"
 # Static IPs of the concurrency runs (as tests/integration/test_concurrency.py).
 LIFECYCLE_IPS = range(20, 40)
@@ -222,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write every run here")
     parser.add_argument("--from-json", type=Path, help="render a campaign saved with --json")
+    parser.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="each faulted call finds a valid token in the cache (the fast path)",
+    )
     parser.add_argument("--concurrency", type=int, default=20, help="0: skip")
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the file")
     args = parser.parse_args(argv)
@@ -235,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             cloud,
             all_scenarios(),
             full=args.full,
+            warm_cache=args.warm_cache,
             workers=args.workers,
             seed=args.seed,
             progress=lambda line: print(line, flush=True),
@@ -242,10 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"swept: {sweep(cloud)}")
         if args.json:
             campaign.dump(args.json)
-    command = ".venv/bin/python -m tools.reliability_report" + (
-        " --full" if campaign.mode == "full" else ""
+    warm = campaign.mode.endswith(WARM_MODE)
+    command = (
+        ".venv/bin/python -m tools.reliability_report"
+        + (" --full" if campaign.mode.startswith("full") else "")
+        + (" --warm-cache" if warm else "")
     )
-    sections = [(CAMPAIGN_TITLE, campaign_section(campaign, command))]
+    title = WARM_CAMPAIGN_TITLE if warm else CAMPAIGN_TITLE
+    sections = [(title, campaign_section(campaign, command))]
     if args.concurrency and not args.from_json:
         sections.append((CONCURRENCY_TITLE, concurrency_section(cloud, args.concurrency)))
     for title, body in sections:

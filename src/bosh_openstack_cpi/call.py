@@ -75,9 +75,10 @@ class Call:
 
     def close(self, error: BaseException | None = None) -> None:
         if self._cloud is not None:
-            from bosh_openstack_cpi.openstack.errors import ServiceNotInCatalog
+            from bosh_openstack_cpi.openstack.errors import EndpointUnreachable, ServiceNotInCatalog
 
-            self._cloud.close(keep_token=not isinstance(error, ServiceNotInCatalog))
+            stale = isinstance(error, ServiceNotInCatalog | EndpointUnreachable)
+            self._cloud.close(keep_token=not stale)
         self._cleanups.close()
 
     def __enter__(self) -> Call:

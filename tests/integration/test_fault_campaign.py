@@ -18,6 +18,8 @@ import os
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from tools.fault_campaign import FAULT_KINDS, run_campaign
 from tools.fault_scenarios import all_scenarios
 
@@ -50,15 +52,23 @@ def test_every_method_that_talks_to_the_cloud_is_in_the_campaign():
     assert {s.method for s in all_scenarios()} == METHODS
 
 
-def test_fault_campaign(cloud: dict[str, Any]):
+@pytest.mark.parametrize("warm_cache", [False, True], ids=["keystoneauth", "token cache warm"])
+def test_fault_campaign(cloud: dict[str, Any], warm_cache: bool):
     """Every run: a success or one of the director's error types (never an unexpected
     failure; no answer only after SIGKILL), ok_to_retry only when the same call then
     succeeds, a success that did the job on the cloud, and nothing left behind once the
     director followed up (after SIGKILL: what was left carries the director UUID and the
-    director's next calls remove it)."""
-    campaign = run_campaign(cloud, all_scenarios(), full=FULL, workers=6, seed=SEED)
+    director's next calls remove it). Twice: every call authenticating (keystoneauth all
+    the way), and every call finding a valid token in its cache first (the stdlib fast
+    path, as most calls under a director)."""
+    campaign = run_campaign(
+        cloud, all_scenarios(), full=FULL, warm_cache=warm_cache, workers=6, seed=SEED
+    )
     failures = campaign.failures()
     assert failures == [], "\n".join(failures)
+    if warm_cache:  # the faulted calls really took the cached token (no Keystone request)
+        learned = [p for positions in campaign.learned.values() for p in positions]
+        assert learned and not [p for p in learned if p.startswith("identity ")], learned
     injected = campaign.injected
     kinds = Counter(r.fault for r in injected)
     print(f"{len(injected)} faults injected in {campaign.seconds:.0f} s: {dict(kinds)}")

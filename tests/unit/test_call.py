@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bosh_openstack_cpi.call import Call
-from bosh_openstack_cpi.openstack.errors import ServiceNotInCatalog
+from bosh_openstack_cpi.openstack.errors import EndpointUnreachable, ServiceNotInCatalog
 from bosh_openstack_cpi.protocol.envelope import parse_request
 from bosh_openstack_cpi.protocol.errors import CloudError
 
@@ -45,8 +45,16 @@ def _call(tmp_path: Path, **openstack: Any) -> Call:
     return Call(request, str(config), None)
 
 
-def test_token_is_kept_after_ordinary_errors_and_dropped_after_a_catalog_miss(tmp_path: Path):
-    for error, kept in ((None, True), (CloudError("x"), True), (ServiceNotInCatalog("x"), False)):
+def test_token_is_kept_after_ordinary_errors_and_dropped_when_the_catalog_looks_stale(
+    tmp_path: Path,
+):
+    cases = (
+        (None, True),
+        (CloudError("x"), True),
+        (ServiceNotInCatalog("x"), False),
+        (EndpointUnreachable("x"), False),
+    )
+    for error, kept in cases:
         call = _call(tmp_path)
         cloud = FakeCloud()
         call._cloud = cloud  # type: ignore[assignment]

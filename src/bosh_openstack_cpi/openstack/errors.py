@@ -20,6 +20,12 @@ class ServiceNotInCatalog(CloudError):
     """The token's catalog lacks a service: the cached token must not be used again."""
 
 
+class EndpointUnreachable(CloudError):
+    """No connection could be made to an endpoint of the catalog. The cached token and
+    catalog are dropped too: if the cloud moved the endpoint, the next call authenticates
+    and reads the new catalog (as the reference CPI, which authenticates every call)."""
+
+
 def connection_problem(error: Exception) -> str:
     """The innermost reason of a connection failure ("[Errno 111] Connection refused"),
     instead of urllib3's three nested wrappers."""
@@ -67,7 +73,11 @@ def api_errors(service: str, action: str) -> Iterator[None]:
             f"The Keystone catalog has no {service} endpoint for this region and interface; "
             "check openstack.region and openstack.endpoint_type"
         ) from None
-    except http.TransportError as error:  # refused, reset, cut off, timed out
+    except http.NotSent as error:  # refused, or no connection in time
+        raise EndpointUnreachable(
+            f"Cannot reach OpenStack {service} to {action}: {connection_problem(error)}"
+        ) from None
+    except http.TransportError as error:  # reset, cut off, timed out
         raise CloudError(
             f"Cannot reach OpenStack {service} to {action}: {connection_problem(error)}"
         ) from None
