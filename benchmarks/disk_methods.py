@@ -24,10 +24,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import openstack
-
 from benchmarks.report import write_section
-from tools.cloud_description import cpi_document, load_description, write_cpi_json
+from tools.cloud_description import (
+    cpi_document,
+    load_description,
+    project_connection,
+    write_cpi_json,
+)
 from tools.cpi_process import CpiProcess, CpiResult, cpi_command, director_environment
 from tools.request_log import LOG_LEVEL_ENV, count_requests
 
@@ -57,18 +60,7 @@ REFERENCE = {
 
 
 def _connect(description: dict[str, Any]) -> Any:
-    settings = description["openstack"]
-    return openstack.connect(
-        load_yaml_config=False,
-        load_envvars=False,
-        auth_url=settings["auth_url"],
-        username=settings["username"],
-        password=settings["api_key"],
-        project_name=settings["project"],
-        user_domain_name=settings["domain"],
-        project_domain_name=settings["domain"],
-        region_name=settings.get("region"),
-    )
+    return project_connection(description)
 
 
 def _boot(sdk: Any, description: dict[str, Any], mark: str) -> str:

@@ -24,7 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import write_section
-from tools.cloud_description import cpi_document, load_description, write_cpi_json
+from tools.cloud_description import (
+    cpi_document,
+    load_description,
+    project_connection,
+    write_cpi_json,
+)
 from tools.cpi_process import CpiProcess, cpi_command
 from tools.request_log import LOG_LEVEL_ENV, count_requests
 from tools.stemcell_builder import build_stemcell
@@ -140,35 +145,23 @@ def cpi_lifecycle(
 
 def sdk_lifecycle(cloud: dict[str, Any], workdir: Path) -> tuple[float, dict[str, int]]:
     """The same lifecycle in one process, the fewest requests, tight polling."""
-    import openstack
 
     counter = _RequestCounter()
     urllib3_log = logging.getLogger("urllib3.connectionpool")
     urllib3_log.addHandler(counter)
     urllib3_log.setLevel(logging.DEBUG)
     stemcell = build_stemcell(workdir / "stemcell", "raw", 16 << 20, keep_root_img=True)
-    settings = cloud["openstack"]
     resources = cloud["resources"]
     manual = resources["networks"]["manual_1"]
     started = time.perf_counter()
     try:
-        conn = openstack.connect(
-            load_yaml_config=False,
-            load_envvars=False,
-            auth_url=settings["auth_url"],
-            username=settings["username"],
-            password=settings["api_key"],
-            project_name=settings["project"],
-            user_domain_name=settings["domain"],
-            project_domain_name=settings["domain"],
-            region_name=settings.get("region"),
-        )
+        conn = project_connection(cloud)
         with open(stemcell.root_img, "rb") as data:
             image = conn.image.create_image(
                 name=f"bench-{uuid.uuid4()}",
                 disk_format="raw",
                 container_format="bare",
-                data=data,  # type: ignore[arg-type]  # file objects stream; stub says bytes
+                data=data,  # a file object: streamed
                 validate_checksum=False,
             )
         _wait(lambda: conn.image.get_image(image.id).status == "active")

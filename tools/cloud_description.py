@@ -56,3 +56,22 @@ def write_cpi_json(directory: Path, document: dict[str, Any]) -> Path:
     path.write_text(json.dumps(document, indent=2))
     path.chmod(0o600)
     return path
+
+
+def project_connection(description: dict[str, Any]) -> Any:
+    """An openstacksdk connection as the CPI's own user and project (tests, benchmarks and
+    tools arrange and check resources with it; the CPI itself never uses the SDK)."""
+    import openstack
+
+    settings = description["openstack"]
+    return openstack.connect(
+        load_yaml_config=False,
+        load_envvars=False,
+        auth_url=settings["auth_url"],
+        username=settings["username"],
+        password=settings["api_key"],
+        project_name=settings["project"],
+        user_domain_name=settings["domain"],
+        project_domain_name=settings["domain"],
+        region_name=settings.get("region"),
+    )

@@ -49,7 +49,7 @@ from bosh_openstack_cpi.protocol.errors import BOSH_ERROR_TYPES
 from tests.integration.faults import cloud_upstreams, proxied_auth_url
 from tests.integration.leaks import resources_of_director
 from tools import fault_proxy as fp
-from tools.cloud_description import cpi_document, write_cpi_json
+from tools.cloud_description import cpi_document, project_connection, write_cpi_json
 from tools.cpi_process import CpiProcess, cpi_command
 from tools.stemcell_builder import build_stemcell
 
@@ -255,20 +255,7 @@ class Environment:
     def project(self) -> Any:
         connection = getattr(self._local, "project", None)
         if connection is None:
-            import openstack
-
-            settings = self.cloud["openstack"]
-            connection = openstack.connect(
-                load_yaml_config=False,
-                load_envvars=False,
-                auth_url=settings["auth_url"],
-                username=settings["username"],
-                password=settings["api_key"],
-                project_name=settings["project"],
-                user_domain_name=settings["domain"],
-                project_domain_name=settings["domain"],
-                region_name=settings.get("region"),
-            )
+            connection = project_connection(self.cloud)
             self._local.project = connection
         return connection
 

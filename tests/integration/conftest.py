@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from tests.integration.leaks import resources_of_director
-from tools.cloud_description import cpi_document, load_description, write_cpi_json
+from tools.cloud_description import (
+    cpi_document,
+    load_description,
+    project_connection,
+    write_cpi_json,
+)
 from tools.cpi_process import CpiProcess, cpi_command
 
 
@@ -91,20 +96,7 @@ def admin(cloud: dict[str, Any]) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def project_sdk(cloud: dict[str, Any]) -> Iterator[Any]:
     """An SDK connection as the CPI's own user and project, for arranging test fixtures."""
-    import openstack
-
-    settings = cloud["openstack"]
-    connection = openstack.connect(
-        load_yaml_config=False,
-        load_envvars=False,
-        auth_url=settings["auth_url"],
-        username=settings["username"],
-        password=settings["api_key"],
-        project_name=settings["project"],
-        user_domain_name=settings["domain"],
-        project_domain_name=settings["domain"],
-        region_name=settings.get("region"),
-    )
+    connection = project_connection(cloud)
     yield connection
     connection.close()
 
