@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tools.markdown_sections import replace_section
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = (
     "# Benchmarks\n\n"
@@ -14,14 +16,4 @@ HEADER = (
 
 
 def write_section(title: str, body: str) -> None:
-    heading = f"## {title}"
-    section = f"{heading}\n\n{body.strip()}\n"
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else HEADER
-    start = text.find(heading + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = text.find("\n## ", start + len(heading))
-        end = len(text) if following == -1 else following + 1
-        text = text[:start] + section + ("\n" + text[end:] if following != -1 else "")
-    BENCHMARKS.write_text(text)
+    replace_section(BENCHMARKS, HEADER, title, body)

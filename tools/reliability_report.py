@@ -33,6 +33,7 @@ from tools.fault_campaign import (
     run_campaign,
     sweep,
 )
+from tools.markdown_sections import replace_section
 
 RELIABILITY = Path(__file__).resolve().parent.parent / "RELIABILITY.md"
 HEADER = (
@@ -49,17 +50,7 @@ RACE_IP = 45
 
 
 def write_section(title: str, body: str, path: Path = RELIABILITY) -> None:
-    heading = f"## {title}"
-    section = f"{heading}\n\n{body.strip()}\n"
-    text = path.read_text() if path.exists() else HEADER
-    start = text.find(heading + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = text.find("\n## ", start + len(heading))
-        rest = text[following + 1 :] if following != -1 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    path.write_text(text)
+    replace_section(path, HEADER, title, body)
 
 
 # --- the campaign's tables ------------------------------------------------------------------
