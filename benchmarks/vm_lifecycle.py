@@ -35,7 +35,7 @@ FIXED_POLLING = (
     "import sys\n"
     "import bosh_openstack_cpi.openstack.waiting as waiting\n"
     "waiting.FIRST_INTERVAL = float(sys.argv.pop(1))\n"
-    "waiting.GROWTH = 1.0\n"
+    "waiting.ELAPSED_FRACTION = 0.0\n"
     "from bosh_openstack_cpi.cli import main\n"
     "raise SystemExit(main())\n"
 )

@@ -5,13 +5,19 @@ create_vm checks everything it can before it creates anything (flavor, security 
 zones, floating IP, VRRP port, user_data size), then creates the manual-network ports,
 the server and the floating-IP association. On any failure it removes what it created
 before answering, and says what it could not remove.
+
+A floating IP for a port the CPI created is associated right after the server request,
+while Nova builds: Neutron takes most of a second for it, which the build hides. On a
+dynamic gateway network the port is Nova's, known once the server is ACTIVE.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi import agent_settings, flavors, tagging, vm_properties
@@ -110,9 +116,10 @@ def create_vm(
             microversion,
             multiple_azs=vm_type.multiple_azs,
             zone_from_disks=zone_from_disks,
+            while_building=creation.floating_ip_while_building(floating_ip),
         )
-        if floating_ip is not None:
-            creation.attach_floating_ip(floating_ip, server)
+        if floating_ip is not None and creation.floating_ip is None:
+            creation.attach_floating_ip(floating_ip, server.id)
     except BaseException as error:
         raise creation.undo(error) from None
     log.info("Created server %s (%s) in zone %s", server.id, name, server.availability_zone)
@@ -382,14 +389,18 @@ class _Creation:
         *,
         multiple_azs: bool,
         zone_from_disks: bool,
+        while_building: Callable[[str], None] | None = None,
     ) -> Server:
-        """Create the server and wait for ACTIVE, trying each zone in turn with several."""
+        """Create the server and wait for ACTIVE, trying each zone in turn with several.
+        `while_building(server_id)` runs between the request and the wait."""
         for position, zone in enumerate(zones, start=1):
             attempt = dict(body)
             if zone:
                 attempt["availability_zone"] = zone
             try:
-                return self._boot_once(attempt, hints, microversion, zone_from_disks)
+                return self._boot_once(
+                    attempt, hints, microversion, zone_from_disks, while_building
+                )
             except _ZoneFailure as failure:
                 if not multiple_azs or position == len(zones):
                     raise failure.error from None
@@ -407,6 +418,7 @@ class _Creation:
         hints: dict[str, Any] | None,
         microversion: str | None,
         zone_from_disks: bool,
+        while_building: Callable[[str], None] | None,
     ) -> Server:
         from bosh_openstack_cpi.openstack.compute import (
             ServerCreateRefused,
@@ -424,6 +436,7 @@ class _Creation:
         # A SIGTERM is held back until the server's id is known (after a lost answer, until
         # the server is found or known not to exist): raised earlier, it would lose a server
         # that Nova goes on to build.
+        requested = time.monotonic()
         with SignalsDeferred() as signals:
             try:
                 self.server_id = compute.create_server(
@@ -437,11 +450,14 @@ class _Creation:
             except ServerCreateUnanswered as unanswered:
                 self.server_id = self._find_after_lost_answer(unanswered)
         signals.deliver()
+        if while_building is not None:
+            while_building(self.server_id)
         try:
             return compute.wait_until_active(
                 self.server_id,
                 timeout=self._config.state_timeout,
                 max_interval=self._config.wait_resource_poll_interval,
+                started=requested,
             )
         except CloudError as error:
             where = f" in zone '{zone}'" if zone else ""
@@ -533,14 +549,29 @@ class _Creation:
             )
         return CloudError(refused.message)
 
-    def attach_floating_ip(self, floating_ip: FloatingIp, server: Server) -> None:
-        port_id = self._gateway_port(server.id)
+    def floating_ip_while_building(
+        self, floating_ip: FloatingIp | None
+    ) -> Callable[[str], None] | None:
+        """Associating the floating IP during the build, when its port is one of ours (and
+        so exists already); once only, whichever zone the server ends up in."""
+        gateway = self._plan.gateway
+        if floating_ip is None or gateway is None or gateway.name not in self.ports:
+            return None
+
+        def associate(server_id: str) -> None:
+            if self.floating_ip is None:
+                self.attach_floating_ip(floating_ip, server_id)
+
+        return associate
+
+    def attach_floating_ip(self, floating_ip: FloatingIp, server_id: str) -> None:
+        port_id = self._gateway_port(server_id)
         if floating_ip.port_id and floating_ip.port_id != port_id:
             log.info(
                 "Floating IP %s moves from port %s to server %s",
                 floating_ip.address,
                 floating_ip.port_id,
-                server.id,
+                server_id,
             )
         try:
             self._cloud.network.associate_floating_ip(floating_ip, port_id)

@@ -193,8 +193,16 @@ class Compute:
                     settle_seconds=3.0,
                 ) from None
 
-    def wait_until_active(self, server_id: str, *, timeout: float, max_interval: float) -> Server:
-        """Wait for ACTIVE (with no task running); CloudError with Nova's fault on ERROR."""
+    def wait_until_active(
+        self,
+        server_id: str,
+        *,
+        timeout: float,
+        max_interval: float,
+        started: float | None = None,
+    ) -> Server:
+        """Wait for ACTIVE (with no task running); CloudError with Nova's fault on ERROR.
+        `started`: time.monotonic() when the server was requested (paces the polls)."""
 
         def fetch() -> Server:
             server = self.get_server(server_id)
@@ -217,6 +225,7 @@ class Compute:
             max_interval=max_interval,
             failure=failure,
             describe=Server.describe,
+            started=started,
         )
 
     def delete_server(self, server_id: str) -> bool:

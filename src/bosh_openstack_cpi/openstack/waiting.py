@@ -2,8 +2,12 @@
 
 The reference CPI sleeps `wait_resource_poll_interval` (5 s) between polls, so every
 wait rounds up to 5 s. Here the first polls come quickly (most operations on a healthy
-cloud finish in well under a second) and the pause grows geometrically up to that
-interval, so a slow operation costs no more requests than with the reference.
+cloud finish in well under a second) and each pause is a third of the time the operation
+has taken so far, up to that interval: a poll sees the end at most a third of the
+operation's time late, and a long wait costs few more requests than the reference's.
+Time counts from the request that started the operation (when the caller knows it), so
+work done between that request and the wait (a floating IP associated while Nova builds
+the server) is not waited for twice.
 """
 
 from __future__ import annotations
@@ -17,17 +21,18 @@ from bosh_openstack_cpi.protocol.errors import CloudError
 T = TypeVar("T")
 
 FIRST_INTERVAL = 0.1
-GROWTH = 1.5
+ELAPSED_FRACTION = 1 / 3
 
 
-def poll_intervals(max_interval: float) -> Callable[[], float]:
-    """0.1, 0.15, 0.225, ... capped at max_interval."""
-    current = min(FIRST_INTERVAL, max_interval) / GROWTH
+def poll_intervals(
+    max_interval: float, started: float, clock: Callable[[], float] = time.monotonic
+) -> Callable[[], float]:
+    """The next pause: a third of the time since `started`, at least FIRST_INTERVAL, at
+    most max_interval (0.1 s until 0.3 s have passed, 1 s at 3 s, ...)."""
 
     def next_interval() -> float:
-        nonlocal current
-        current = min(current * GROWTH, max_interval)
-        return current
+        elapsed = clock() - started
+        return min(max_interval, max(FIRST_INTERVAL, ELAPSED_FRACTION * elapsed))
 
     return next_interval
 
@@ -43,14 +48,17 @@ def wait_for(
     describe: Callable[[T], str] = str,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    started: float | None = None,
 ) -> T:
     """Poll `fetch` until `is_done`; raise CloudError when `failure` reports an error state
     (its text should carry OpenStack's own fault message) or after `timeout` seconds.
 
     `what` completes the sentence "waiting for ...", e.g. "server 'x' to become ACTIVE".
+    `started`: when the operation was requested (a `clock` reading); default now. The
+    timeout counts from the start of the wait either way.
     """
     deadline = clock() + timeout
-    next_interval = poll_intervals(max_interval)
+    next_interval = poll_intervals(max_interval, clock() if started is None else started, clock)
     while True:
         current = fetch()
         if is_done(current):

@@ -32,6 +32,8 @@ class FakeCompute:
         self.existing: set[str] = set()
         self.deleted: list[str] = []
         self.delete_error: CloudError | None = None
+        self.network = FakeNetwork()  # the cloud's, to see what happened before a wait
+        self.associated_before_wait: list[int] = []
 
     def flavors(self):
         return self.flavor_list
@@ -44,7 +46,9 @@ class FakeCompute:
         self.existing.add(outcome)
         return outcome
 
-    def wait_until_active(self, server_id, *, timeout, max_interval):
+    def wait_until_active(self, server_id, *, timeout, max_interval, started=None):
+        assert started is not None and started <= time.monotonic()  # paces the polls
+        self.associated_before_wait.append(len(self.network.associated))
         outcome = self.active_outcomes.pop(0) if self.active_outcomes else None
         if isinstance(outcome, Exception):
             raise outcome
@@ -132,6 +136,9 @@ class FakeCloud:
     compute: FakeCompute = field(default_factory=FakeCompute)
     network: FakeNetwork = field(default_factory=FakeNetwork)
     volume: FakeVolume = field(default_factory=FakeVolume)
+
+    def __post_init__(self) -> None:
+        self.compute.network = self.network
 
 
 @dataclass
@@ -263,10 +270,24 @@ def test_unallocated_floating_ip_fails_before_anything_is_created():
     assert call.cloud.network.created == []
 
 
-def test_floating_ip_goes_on_the_gateway_port():
+def test_floating_ip_goes_on_the_gateway_port_while_the_server_builds():
     call = FakeCall()
     _create(call, WITH_VIP)
     assert call.cloud.network.associated == [("fip-1", "p-1")]
+    assert call.cloud.compute.associated_before_wait == [1]
+
+
+def test_floating_ip_is_associated_once_when_a_second_zone_is_tried():
+    call = FakeCall(openstack=replace(FakeCall().openstack, ignore_server_availability_zone=True))
+    call.cloud.compute.active_outcomes = [CloudError("state ERROR: No valid host")]
+    vm_cid, _ = _create(
+        call,
+        WITH_VIP,
+        cloud_properties={"instance_type": "m1.small", "availability_zones": ["z1", "z2"]},
+    )
+    assert vm_cid == "s-2"
+    assert call.cloud.network.associated == [("fip-1", "p-1")]
+    assert call.cloud.network.disassociated == []
 
 
 def test_floating_ip_of_a_dynamic_network_goes_on_novas_port():
@@ -277,6 +298,7 @@ def test_floating_ip_of_a_dynamic_network_goes_on_novas_port():
     }
     _create(call, networks)
     assert call.cloud.network.associated == [("fip-1", "nova-port")]
+    assert call.cloud.compute.associated_before_wait == [0]  # Nova's port: after ACTIVE
 
 
 def test_a_server_that_fails_to_boot_is_removed_with_its_ports_and_may_be_retried():

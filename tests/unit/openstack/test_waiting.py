@@ -17,12 +17,56 @@ class FakeClock:
         self.now += seconds
 
 
-def test_intervals_grow_to_the_configured_maximum():
-    next_interval = poll_intervals(1.0)
-    values = [next_interval() for _ in range(10)]
-    assert values[0] == pytest.approx(0.1)
-    assert values == sorted(values)
-    assert values[-1] == 1.0
+def test_pauses_are_a_third_of_the_elapsed_time_between_the_bounds():
+    clock = FakeClock()
+    next_interval = poll_intervals(1.0, started=0.0, clock=clock)
+    assert next_interval() == pytest.approx(0.1)  # at the start: the shortest pause
+    clock.now = 0.6
+    assert next_interval() == pytest.approx(0.2)
+    clock.now = 9.0
+    assert next_interval() == 1.0  # the configured maximum
+
+
+def test_a_maximum_below_the_first_interval_wins():
+    assert poll_intervals(0.05, started=0.0, clock=FakeClock())() == pytest.approx(0.05)
+
+
+def test_pauses_count_from_the_request_when_it_is_given():
+    clock = FakeClock()
+    clock.now = 3.0  # the request went out at 0; work in between took 3 s
+    states = iter(["BUILD", "ACTIVE"])
+    wait_for(
+        "server to become ACTIVE",
+        lambda: next(states),
+        lambda s: s == "ACTIVE",
+        timeout=300,
+        max_interval=5,
+        clock=clock,
+        sleep=clock.sleep,
+        started=0.0,
+    )
+    assert clock.sleeps == [pytest.approx(1.0)]
+
+
+def test_a_long_wait_costs_few_polls():
+    clock = FakeClock()
+    polls: list[float] = []
+
+    def fetch() -> float:
+        polls.append(clock.now)
+        return clock.now
+
+    wait_for(
+        "server to become ACTIVE",
+        fetch,
+        lambda now: now >= 60,
+        timeout=300,
+        max_interval=5,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert 60 <= clock.now <= 65
+    assert len(polls) <= 30  # the reference CPI: 13 polls, 5 s apart
 
 
 def test_returns_as_soon_as_done_with_short_first_polls():
