@@ -61,6 +61,29 @@ def test_second_call_reuses_token_and_discovery(
     assert cloud["openstack"]["api_key"] not in cache.name
 
 
+def test_discovery_with_a_cached_token_is_one_request_kept_for_the_next_calls(
+    cached_cpi: Callable[..., CpiProcess], tmp_path: Path
+):
+    """Cinder's version discovery, first needed after the token was cached: one GET of
+    /v3/ over the stdlib transport (keystoneauth would have made two and been imported)."""
+    cpi = cached_cpi()
+    assert cpi.call("has_vm", str(uuid.uuid4())).error is None  # caches the token
+    created = cpi.call("create_disk", 1024, {}, None)
+    assert created.error is None, created.error
+    try:
+        discovery = [r for r in requests_in(created.stderr) if r[2] == "/v3/"]
+        assert [(service, method, status) for service, method, _, status in discovery] == [
+            ("volume", "GET", 200)
+        ]
+        assert "keystoneauth" not in created.stderr
+        [cache] = _cache_files(tmp_path)
+        assert any(url.endswith("/v3/") for url in json.loads(cache.read_text())["discovery"])
+    finally:
+        deleted = cpi.call("delete_disk", created.result)
+    assert deleted.error is None, deleted.error
+    assert [r for r in requests_in(deleted.stderr) if r[2] == "/v3/"] == []
+
+
 def test_invalid_cached_token_is_replaced(cached_cpi: Callable[..., CpiProcess], tmp_path: Path):
     cpi = cached_cpi()
     assert cpi.call("has_vm", str(uuid.uuid4())).error is None

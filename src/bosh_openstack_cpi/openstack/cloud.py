@@ -54,10 +54,12 @@ class Cloud:
             self._cache.drop()
             return
         connection = self._keystoneauth() if self._keystoneauth else None
-        if connection is not None:  # else the stdlib transport changed nothing to keep
+        if connection is not None:  # keystoneauth's token and discovery
             from bosh_openstack_cpi.openstack import keystone
 
             keystone.save(connection, self._cache)
+        if isinstance(self.connection, transport.FastServices):
+            self._cache.add_discovery(self.connection.learned_discovery)
 
     @classmethod
     def connect(cls, config: OpenStackConfig, ca_file: str | None) -> Cloud:

@@ -167,6 +167,21 @@ class SessionCache:
         except OSError as error:
             log.warning("Could not update the token cache: %s", error.strerror)
 
+    def add_discovery(self, learned: dict[str, Any]) -> None:
+        """Add version discovery done without keystoneauth (the stdlib transport's) to the
+        cached file, leaving its token as it is."""
+        if self._path is None or not learned:
+            return
+        try:
+            with open(self._path, "rb") as handle:
+                document = json.load(handle)
+            if document.get("format") != FORMAT or not isinstance(document["discovery"], dict):
+                return
+            document["discovery"].update(learned)
+            _write_private(self._path, json.dumps(document, sort_keys=True).encode())
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("Could not update the token cache: %s", error)
+
     def drop(self) -> None:
         if self._path is not None:
             with contextlib.suppress(OSError):

@@ -10,8 +10,11 @@ for everything this one does not do (openstack/connection.py):
 - proxy variables in the environment (keystoneauth honours them, this module does not),
   or a CA bundle chosen through requests' own variables;
 - a service whose endpoint the catalog and the cached discovery do not settle (two
-  candidate URLs, an unversioned URL without discovery data, an unknown microversion
-  range): that service's adapter is keystoneauth's;
+  candidate URLs, an unversioned URL without discovery data): that service's adapter is
+  keystoneauth's;
+- a microversion range neither cached nor found by this module's own version discovery
+  (one GET of the version's root, e.g. /v3/ for Cinder, kept in the session cache as
+  keystoneauth keeps its own);
 - streamed request bodies (the stemcell upload);
 - a 401: the cached token is dropped, keystoneauth authenticates and the request is sent
   once more, as keystoneauth itself does; the rest of the call then uses keystoneauth.
@@ -372,6 +375,8 @@ class FastServices:
         self.keystoneauth: http.Services | None = None
         self.reauthenticated = False
         self._adapters: dict[str, http.Adapter] = {}
+        # Version discovery done here, for the session cache: {root URL: [versions]}.
+        self.learned_discovery: dict[str, list[dict[str, Any]]] = {}
 
     # --- falling back ----------------------------------------------------------------
     def _keystoneauth(self, *, fresh: bool = False) -> http.Services:
@@ -488,13 +493,41 @@ class FastServices:
 
     def _microversions(self, service_type: str, url: str) -> tuple[str, str] | None:
         """The microversion range of the version whose self link the URL starts with;
-        without cached discovery for it, keystoneauth discovers (and the cache keeps it)."""
-        wanted = url.rstrip("/") + "/"
-        for version in self._versions():
-            link = _self_link(version)
-            if link and wanted.startswith(link.rstrip("/") + "/"):
-                return http.microversion_range(version)
-        return self.keystoneauth_adapter(service_type).microversion_range()
+        without cached discovery for it, discovered here (else by keystoneauth)."""
+        found = _matching_version(self._versions(), url)
+        if found is not None:
+            return http.microversion_range(found)
+        try:
+            return self._discover(service_type, url)
+        except Unsupported as reason:
+            log.debug("keystoneauth discovers %s: %s", service_type, reason)
+            return self.keystoneauth_adapter(service_type).microversion_range()
+
+    def _discover(self, service_type: str, url: str) -> tuple[str, str] | None:
+        """GET the version's root with the token (keystoneauth asks without it first, is
+        refused, and asks again) and read its one version document."""
+        prefix = VERSION_PREFIXES.get(service_type)
+        if prefix is None:
+            raise Unsupported("no versioned root known")
+        parts = urlsplit(url)
+        segments = parts.path.split("/")
+        if prefix.lstrip("/") not in segments:
+            raise Unsupported(f"catalog URL {url} has no {prefix}")
+        root_path = "/".join(segments[: segments.index(prefix.lstrip("/")) + 1])
+        root = f"{parts.scheme}://{parts.netloc}{root_path}/"
+        try:
+            response = self.session.send(
+                "GET", root, headers={"Accept": "application/json"}, body=None
+            )
+            document = response.json() if response.status_code == 200 else None
+        except (http.TransportError, ValueError) as error:
+            raise Unsupported(f"version discovery at {root} failed: {error}") from None
+        versions = _version_documents(document)
+        found = _matching_version(versions, url)
+        if found is None:
+            raise Unsupported(f"no version at {root} matches {url}")
+        self.learned_discovery[root] = versions
+        return http.microversion_range(found)
 
 
 def _service(services: http.Services, service_type: str) -> http.Adapter:
@@ -505,6 +538,27 @@ def _service(services: http.Services, service_type: str) -> http.Adapter:
     if service_type == "network":
         return services.network
     return services.block_storage
+
+
+def _matching_version(versions: Iterable[Mapping[str, Any]], url: str) -> Mapping[str, Any] | None:
+    """The version whose self link the URL starts with."""
+    wanted = url.rstrip("/") + "/"
+    for version in versions:
+        link = _self_link(version)
+        if link and wanted.startswith(link.rstrip("/") + "/"):
+            return version
+    return None
+
+
+def _version_documents(document: Any) -> list[dict[str, Any]]:
+    """The version entries of a discovery answer: Nova's {"version": {...}} or Cinder's
+    {"versions": [...]}; an empty list for anything else."""
+    if not isinstance(document, dict):
+        return []
+    if isinstance(document.get("version"), dict):
+        return [document["version"]]
+    versions = document.get("versions")
+    return [v for v in versions if isinstance(v, dict)] if isinstance(versions, list) else []
 
 
 def _self_link(version: Mapping[str, Any]) -> str | None:

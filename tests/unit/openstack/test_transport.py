@@ -43,9 +43,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         status = 401 if self.path.startswith("/v2.1/unauthorized") else 404
+        answer: dict[str, Any] = {"itemNotFound": {"message": "Instance not found"}}
         if self.path.startswith("/v2.1/ok"):
             status = 200
-        data = json.dumps({"itemNotFound": {"message": "Instance not found"}}).encode()
+        if self.path == "/v3/":  # Cinder's version discovery (Nova's is left out: 404)
+            status = 200
+            base = f"http://127.0.0.1:{self.server.server_port}"
+            answer = {"versions": [_version("v3.0", f"{base}/v3/", "3.0", "3.70")]}
+        data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Openstack-Request-Id", "req-1")
@@ -55,6 +60,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def _version(vid: str, href: str, low: str | None, high: str | None) -> dict[str, Any]:
+    links = [{"rel": "self", "href": href}]
+    return {"id": vid, "status": "CURRENT", "links": links, "min_version": low, "version": high}
 
 
 @pytest.fixture
@@ -289,23 +299,61 @@ def test_an_ambiguous_or_unversioned_endpoint_is_left_to_keystoneauth(server):
 
 
 def test_glance_and_microversions_from_the_cached_discovery(server):
-    def version(vid: str, href: str, low: str | None, high: str | None) -> dict[str, Any]:
-        links = [{"rel": "self", "href": href}]
-        return {"id": vid, "status": "CURRENT", "links": links, "min_version": low, "version": high}
-
     discovery = {
-        server: [version("v2.15", f"{server}/v2/", None, None)],
-        f"{server}/v3/": [version("v3.0", f"{server}/v3/", "3.0", "3.70")],
+        server: [_version("v2.15", f"{server}/v2/", None, None)],
+        f"{server}/v3/": [_version("v3.0", f"{server}/v3/", "3.0", "3.70")],
     }
     services, calls, built = _services(server, discovery=discovery)
     services.image.request("/images", "GET")
     assert _Handler.seen[-1]["path"] == "/v2/images"
     assert os_http.best_microversion(services.block_storage, "3.71") == "3.70"
     assert os_http.supports_microversion(services.block_storage, "3.42")
-    # Nova's discovery is not cached: keystoneauth discovers it
+    assert [r["path"] for r in _Handler.seen] == ["/v2/images"]  # no discovery request
+    # Nova's discovery is neither cached nor answered (404 here): keystoneauth's turn
     assert os_http.supports_microversion(services.compute, "2.47")
+    assert _Handler.seen[-1]["path"] == "/v2.1/"
     assert calls == [("discovery",)]
     assert built == [True]
+    assert services.learned_discovery == {}
+
+
+def test_discovery_not_in_the_cache_is_one_get_with_the_token(server):
+    services, calls, built = _services(server)
+    assert os_http.best_microversion(services.block_storage, "3.71") == "3.70"
+    assert os_http.supports_microversion(services.block_storage, "3.42")  # asked once
+    [discovery] = _Handler.seen
+    assert discovery["method"] == "GET" and discovery["path"] == "/v3/"
+    assert discovery["headers"]["X-Auth-Token"] == "secret-token"
+    assert list(services.learned_discovery) == [f"{server}/v3/"]
+    assert calls == [] and built == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h:8776/v3/p", "http://h:8776/v3/"),
+        ("http://h/volume/v3/p/", "http://h/volume/v3/"),
+        ("http://h:8774/v2.1", "http://h:8774/v2.1/"),
+    ],
+)
+def test_the_version_root_that_is_discovered(url, expected, monkeypatch):
+    services, _, _ = _services("http://h")
+    sent: list[str] = []
+
+    def send(method: str, target: str, **_: Any) -> Any:
+        sent.append(target)
+        raise os_http.NotSent("refused")  # falls back to keystoneauth
+
+    monkeypatch.setattr(services.session, "send", send)
+    service = "compute" if "v2.1" in url else "block-storage"
+    assert services._microversions(service, url) == ("2.1", "2.90")  # keystoneauth's
+    assert sent == [expected]
+
+
+def test_a_catalog_url_without_the_version_is_left_to_keystoneauth():
+    services, calls, _ = _services("http://h")
+    assert services._microversions("block-storage", "http://h:8776/v30/p") == ("2.1", "2.90")
+    assert calls == [("discovery",)]
 
 
 def test_when_the_cached_token_may_be_used(monkeypatch):
