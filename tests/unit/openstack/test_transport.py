@@ -48,7 +48,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             status = 200
         if self.path == "/v3/":  # Cinder's version discovery (Nova's is left out: 404)
             status = 200
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            base = f"http://{self.headers['Host']}"
             answer = {"versions": [_version("v3.0", f"{base}/v3/", "3.0", "3.70")]}
         data = json.dumps(answer).encode()
         self.send_response(status)
