@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi import config as cpi_config
@@ -63,6 +62,8 @@ class Call:
         otherwise the job's cacert.pem (the CLI's second argument) when it is not empty."""
         pem = self.config.openstack.connection.ca_cert
         if pem:
+            import tempfile
+
             descriptor, path = tempfile.mkstemp(prefix="bosh-openstack-cpi-ca-", suffix=".pem")
             self._cleanups.callback(_remove_quietly, path)
             with os.fdopen(descriptor, "w") as handle:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi.protocol.errors import CloudError
-from bosh_openstack_cpi.vm_properties import RootDisk
+
+if TYPE_CHECKING:
+    from bosh_openstack_cpi.vm_properties import RootDisk
 
 # Root disk the agent needs for the OS when it also carves the ephemeral data from it.
 OS_OVERHEAD_GIB = 3

@@ -14,18 +14,21 @@ dynamic gateway network the port is Nova's, known once the server is ACTIVE.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bosh_openstack_cpi import agent_settings, flavors, tagging, vm_properties
+from bosh_openstack_cpi import tagging
 from bosh_openstack_cpi.call import Call
 from bosh_openstack_cpi.protocol.errors import CloudError, CpiError, VMCreationFailed
 from bosh_openstack_cpi.signals import SignalsDeferred
 
+# create_vm's own modules (flavors, vm_properties, agent_settings, secrets) are imported
+# where it uses them: has_vm, delete_vm and set_vm_metadata, called far more often, start
+# without them.
 if TYPE_CHECKING:
+    from bosh_openstack_cpi import flavors, vm_properties
     from bosh_openstack_cpi.config import OpenStackConfig
     from bosh_openstack_cpi.openstack.cloud import Cloud
     from bosh_openstack_cpi.openstack.compute import Server, ServerCreateRefused
@@ -57,6 +60,8 @@ def create_vm(
     disk_cids: list[Any] | None = None,
     env: dict[str, Any] | None = None,
 ) -> Any:
+    from bosh_openstack_cpi import agent_settings, flavors, vm_properties
+
     config = call.config.openstack
     vm_type = vm_properties.parse_vm_type(cloud_properties, config)
     plan = vm_properties.parse_networks(networks)
@@ -131,6 +136,8 @@ def create_vm(
 def _warn_about_ignored_input(
     call: Call, vm_type: vm_properties.VmType, plan: vm_properties.NetworkPlan
 ) -> None:
+    from bosh_openstack_cpi import vm_properties
+
     if vm_type.unknown_keys:
         log.warning(
             "Ignoring unknown VM cloud_properties: %s (known: %s)",
@@ -166,6 +173,8 @@ def _settings_builder(
     has_ephemeral_disk: bool,
     env: dict[str, Any] | None,
 ) -> Any:
+    from bosh_openstack_cpi import agent_settings
+
     config = call.config
 
     def settings_for(macs: dict[str, str]) -> dict[str, Any]:
@@ -193,6 +202,8 @@ def _zones(
 ) -> tuple[list[str | None], bool]:
     """The zones to try, in order, and whether the zone came from the disks."""
     if vm_type.multiple_azs:
+        import secrets
+
         zones: list[str | None] = list(vm_type.availability_zones)
         secrets.SystemRandom().shuffle(zones)  # spread VMs over the zones, as the reference
         return zones, False
@@ -727,6 +738,8 @@ def human_readable_name(metadata: dict[str, Any]) -> str | None:
 
 # --- calculate_vm_cloud_properties -------------------------------------------------------
 def calculate_vm_cloud_properties(call: Call, vm_resources: dict[str, Any]) -> dict[str, Any]:
+    from bosh_openstack_cpi import flavors
+
     available = call.cloud.compute.flavors()
     return flavors.vm_cloud_properties(
         vm_resources, available, call.config.openstack.boot_from_volume

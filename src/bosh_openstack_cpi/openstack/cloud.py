@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import http, transport
-from bosh_openstack_cpi.openstack.compute import Compute
-from bosh_openstack_cpi.openstack.image import Image
-from bosh_openstack_cpi.openstack.network import Network
 from bosh_openstack_cpi.openstack.session_cache import SessionCache
-from bosh_openstack_cpi.openstack.volume import Volume
 
 if TYPE_CHECKING:
+    from bosh_openstack_cpi.openstack.compute import Compute
     from bosh_openstack_cpi.openstack.connection import Connection
+    from bosh_openstack_cpi.openstack.image import Image
+    from bosh_openstack_cpi.openstack.network import Network
+    from bosh_openstack_cpi.openstack.volume import Volume
 
 log = logging.getLogger(__name__)
 
@@ -95,18 +95,27 @@ class Cloud:
         connection = keystoneauth(True)
         return cls(connection, config, cache, keystoneauth=lambda: connection)
 
+    # Each service's module is imported when a call first uses it (a new process per call).
     @cached_property
     def compute(self) -> Compute:
+        from bosh_openstack_cpi.openstack.compute import Compute
+
         return Compute(self.connection)
 
     @cached_property
     def image(self) -> Image:
+        from bosh_openstack_cpi.openstack.image import Image
+
         return Image(self.connection, self.config)
 
     @cached_property
     def network(self) -> Network:
+        from bosh_openstack_cpi.openstack.network import Network
+
         return Network(self.connection, self.config)
 
     @cached_property
     def volume(self) -> Volume:
+        from bosh_openstack_cpi.openstack.volume import Volume
+
         return Volume(self.connection, self.config)

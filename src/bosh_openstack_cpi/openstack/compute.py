@@ -11,13 +11,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bosh_openstack_cpi.flavors import Flavor
 from bosh_openstack_cpi.openstack import http, retry
 from bosh_openstack_cpi.openstack.errors import api_errors, connection_problem, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError, VMNotFound
+
+if TYPE_CHECKING:
+    from bosh_openstack_cpi.flavors import Flavor
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +326,8 @@ class Compute:
     def flavors(self) -> list[Flavor]:
         """Every flavor the project may use; `is_public=None` makes Nova include the private
         ones for admins too (others always get those they have access to)."""
+        from bosh_openstack_cpi.flavors import Flavor
+
         with api_errors("Compute", "list flavors"):
             response = self._read("/flavors/detail", "list flavors", params={"is_public": "None"})
         return [Flavor.from_api(body) for body in response.json().get("flavors", [])]

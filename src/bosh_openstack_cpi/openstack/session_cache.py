@@ -22,9 +22,7 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import stat
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi.config import OpenStackConfig
@@ -39,7 +37,18 @@ FORMAT = 1
 
 
 def cache_directory() -> str:
-    return os.path.join(tempfile.gettempdir(), f"bosh-openstack-cpi-{os.getuid()}")
+    return os.path.join(_temporary_root(), f"bosh-openstack-cpi-{os.getuid()}")
+
+
+def _temporary_root() -> str:
+    """tempfile.gettempdir()'s choice on Linux, without importing tempfile (6 ms of every
+    call's start-up; it is imported only to write): the first of $TMPDIR, $TEMP, $TMP,
+    /tmp, /var/tmp, /usr/tmp that is a directory we may write to, else the current one."""
+    candidates = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    for candidate in [*candidates, "/tmp", "/var/tmp", "/usr/tmp"]:  # noqa: S108 - as tempfile
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return os.path.abspath(candidate)
+    return os.getcwd()
 
 
 def _private_directory(path: str) -> bool:
@@ -66,13 +75,15 @@ def _salt(directory: str) -> bytes:
             return salt
     except OSError:
         pass
-    salt = secrets.token_bytes(32)
+    salt = os.urandom(32)  # what secrets.token_bytes returns, without its imports
     _write_private(path, salt)
     return salt
 
 
 def _write_private(path: str, data: bytes) -> None:
     """Atomically replace `path` with `data`, readable by us only."""
+    import tempfile
+
     directory = os.path.dirname(path)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from bosh_openstack_cpi.openstack import session_cache
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> session_cache.SessionCache:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     return session_cache.SessionCache(OpenStackConfig(auth_url="http://k/v3", api_key="pw"))
 
 
@@ -45,3 +44,17 @@ def test_learned_discovery_joins_the_cached_one_and_the_token_stays(cache):
 def test_nothing_is_written_without_a_cached_token(cache):
     cache.add_discovery({"http://v/v3/": [{"id": "v3.0"}]})
     assert cache.read() is None
+
+
+@pytest.mark.parametrize("tmpdir", ["own", "missing", None])
+def test_the_cache_lives_where_tempfile_would_put_it(tmpdir, tmp_path, monkeypatch):
+    import tempfile
+
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    if tmpdir == "own":
+        monkeypatch.setenv("TMPDIR", str(tmp_path))
+    elif tmpdir == "missing":
+        monkeypatch.setenv("TMPDIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile decides again
+    assert session_cache._temporary_root() == tempfile.gettempdir()
