@@ -143,8 +143,12 @@ def cpi_lifecycle(
     return time.perf_counter() - started, per_method
 
 
-def sdk_lifecycle(cloud: dict[str, Any], workdir: Path) -> tuple[float, dict[str, int]]:
-    """The same lifecycle in one process, the fewest requests, tight polling."""
+def sdk_lifecycle(
+    cloud: dict[str, Any], workdir: Path, *, vip_during_build: bool = False
+) -> tuple[float, dict[str, int]]:
+    """The same lifecycle in one process, the fewest requests, tight polling.
+    `vip_during_build`: the floating IP is associated right after the server request, as
+    the CPI does, instead of once the server is ACTIVE."""
 
     counter = _RequestCounter()
     urllib3_log = logging.getLogger("urllib3.connectionpool")
@@ -175,9 +179,12 @@ def sdk_lifecycle(cloud: dict[str, Any], workdir: Path) -> tuple[float, dict[str
             flavor_id=flavor.id,
             networks=[{"port": port.id}],
         )
-        _wait(lambda: conn.compute.get_server(server.id).status == "ACTIVE")
         floating = next(conn.network.ips(floating_ip_address=resources["floating_ips"][-2]))
-        conn.network.update_ip(floating, port_id=port.id)
+        if vip_during_build:
+            conn.network.update_ip(floating, port_id=port.id)
+        _wait(lambda: conn.compute.get_server(server.id).status == "ACTIVE")
+        if not vip_during_build:
+            conn.network.update_ip(floating, port_id=port.id)
         volume = conn.block_storage.create_volume(size=1)
         _wait(lambda: conn.block_storage.get_volume(volume.id).status == "available")
         conn.compute.create_volume_attachment(server.id, volume_id=volume.id)
@@ -217,9 +224,11 @@ def _report(
     cpi_runs: list[tuple[float, Costs]],
     counted: Costs,
     sdk_runs: list[tuple[float, dict[str, int]]],
+    overlapped_runs: list[tuple[float, dict[str, int]]],
 ) -> str:
     cpi_wall = statistics.median(r[0] for r in cpi_runs)
     sdk_wall = statistics.median(r[0] for r in sdk_runs)
+    overlapped_wall = statistics.median(r[0] for r in overlapped_runs)
     cpi_total = sum(m["total"] for m in counted.values())
     sdk_total = statistics.median(r[1]["total"] for r in sdk_runs)
     reference_total = sum(REFERENCE_REQUESTS.values())
@@ -232,8 +241,11 @@ def _report(
         "|---|---|---|---|",
         f"| direct openstacksdk, shortest sequence (baseline) | {sdk_wall:.2f} | {sdk_total:.0f}"
         " | 1.00 |",
+        "| direct openstacksdk, floating IP associated during the build (as the CPI) "
+        f"| {overlapped_wall:.2f} | {sdk_total:.0f} | {overlapped_wall / sdk_wall:.2f} |",
         f"| this CPI, one process per call | {cpi_wall:.2f} | {cpi_total:.0f} "
-        f"| wall {cpi_wall / sdk_wall:.2f}x, requests {cpi_total / sdk_total:.2f}x |",
+        f"| wall {cpi_wall / sdk_wall:.2f}x (of the second: {cpi_wall / overlapped_wall:.2f}x), "
+        f"requests {cpi_total / sdk_total:.2f}x |",
         f"| reference CPI (counted from its call sequences) | n/a | {reference_total} "
         f"| ours / reference = {cpi_total / reference_total:.2f} |",
         "",
@@ -255,7 +267,12 @@ def _report(
             f"| {method} | {wall:.2f} | {cpu:.2f} | {counts.get('total', 0):.0f} ({detail}) "
             f"| {reference} |"
         )
-    lines += ["", "Goals: requests ≤ 0.6x the reference; wall ≤ 1.15x the baseline."]
+    lines += [
+        "",
+        "Goals: requests ≤ 0.6x the reference; wall ≤ 1.15x the baseline. The second "
+        "baseline associates the floating IP while Nova builds, as the CPI does since "
+        "2026-11-27: the CPI's own overhead is its wall time over that one.",
+    ]
     return "\n".join(lines)
 
 
@@ -265,15 +282,17 @@ def main() -> int:
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args()
     cloud = load_description()
-    cpi_runs, sdk_runs = [], []
+    cpi_runs, sdk_runs, overlapped_runs = [], [], []
     for _ in range(options.rounds):
         with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
             sdk_runs.append(sdk_lifecycle(cloud, Path(scratch)))
         with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
+            overlapped_runs.append(sdk_lifecycle(cloud, Path(scratch), vip_during_build=True))
+        with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
             cpi_runs.append(cpi_lifecycle(cloud, Path(scratch)))
     with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
         _, counted = cpi_lifecycle(cloud, Path(scratch), count=True)
-    report = _report(options.rounds, cpi_runs, counted, sdk_runs)
+    report = _report(options.rounds, cpi_runs, counted, sdk_runs, overlapped_runs)
     print(report)
     if options.write:
         write_section(TITLE, report)
