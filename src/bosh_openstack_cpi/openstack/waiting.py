@@ -2,9 +2,11 @@
 
 The reference CPI sleeps `wait_resource_poll_interval` (5 s) between polls, so every
 wait rounds up to 5 s. Here the first polls come quickly (most operations on a healthy
-cloud finish in well under a second) and each pause is a third of the time the operation
-has taken so far, up to that interval: a poll sees the end at most a third of the
-operation's time late, and a long wait costs few more requests than the reference's.
+cloud finish in well under a second) and each pause is a quarter of the time the
+operation has taken so far, up to that interval: a poll sees the end at most a quarter of
+the operation's time late. The price is requests: a 60 s wait polls 31 times where the
+reference polls 13 (from 20 s on, the default 5 s interval caps the pause and both poll
+alike); a GET of one resource is the cheapest request an API serves.
 Time counts from the request that started the operation (when the caller knows it), so
 work done between that request and the wait (a floating IP associated while Nova builds
 the server) is not waited for twice.
@@ -21,14 +23,14 @@ from bosh_openstack_cpi.protocol.errors import CloudError
 T = TypeVar("T")
 
 FIRST_INTERVAL = 0.1
-ELAPSED_FRACTION = 1 / 3
+ELAPSED_FRACTION = 1 / 4
 
 
 def poll_intervals(
     max_interval: float, started: float, clock: Callable[[], float] = time.monotonic
 ) -> Callable[[], float]:
-    """The next pause: a third of the time since `started`, at least FIRST_INTERVAL, at
-    most max_interval (0.1 s until 0.3 s have passed, 1 s at 3 s, ...)."""
+    """The next pause: a quarter of the time since `started`, at least FIRST_INTERVAL, at
+    most max_interval (0.1 s until 0.4 s have passed, 1 s at 4 s, ...)."""
 
     def next_interval() -> float:
         elapsed = clock() - started
