@@ -132,10 +132,11 @@ def _report(call: Recorder, rounds: int) -> str:
     lines += [
         "",
         "Requests include the status polls (Cinder GET after an asynchronous action; the "
-        "first poll comes 0.1 s after the action, then every 0.15, 0.22, … s up to "
-        "wait_resource_poll_interval). Without a cached token each call adds one Keystone "
-        "request, and the first call of a cache adds one version-discovery GET per service "
-        "(two for Cinder, whose /v3/ document needs a token): see the last row. The "
+        "first poll comes 0.1 s after the action, then each pause is a quarter of the time "
+        "since, at least 0.1 s, up to wait_resource_poll_interval). Without a cached token "
+        "each call adds one Keystone request, and the first use of a service in a cache "
+        "adds its version discovery (one GET with a cached token; two through keystoneauth "
+        "for Cinder, which asks without the token first): see the last row. The "
         "reference column adds to the Appendix A sequence one Keystone token per service "
         "and two polls per wait; the reference sleeps wait_resource_poll_interval (5 s by "
         "default) before its second poll, so each of its waits costs at least that long.",
