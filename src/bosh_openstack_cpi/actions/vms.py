@@ -6,9 +6,10 @@ zones, floating IP, VRRP port, user_data size), then creates the manual-network 
 the server and the floating-IP association. On any failure it removes what it created
 before answering, and says what it could not remove.
 
-A floating IP for a port the CPI created is associated right after the server request,
-while Nova builds: Neutron takes most of a second for it, which the build hides. On a
-dynamic gateway network the port is Nova's, known once the server is ACTIVE.
+A free floating IP for a port the CPI created is associated right after the server
+request, while Nova builds: Neutron takes most of a second for it, which the build hides.
+On a dynamic gateway network the port is Nova's, known once the server is ACTIVE; a
+floating IP held by another VM moves once the new server is ACTIVE.
 """
 
 from __future__ import annotations
@@ -564,9 +565,13 @@ class _Creation:
         self, floating_ip: FloatingIp | None
     ) -> Callable[[str], None] | None:
         """Associating the floating IP during the build, when its port is one of ours (and
-        so exists already); once only, whichever zone the server ends up in."""
+        so exists already); once only, whichever zone the server ends up in. A floating
+        IP still on another port moves only once the new server is ACTIVE, as before: a
+        build that fails must not have taken it from the VM that has it."""
         gateway = self._plan.gateway
-        if floating_ip is None or gateway is None or gateway.name not in self.ports:
+        if floating_ip is None or floating_ip.port_id:
+            return None
+        if gateway is None or gateway.name not in self.ports:
             return None
 
         def associate(server_id: str) -> None:

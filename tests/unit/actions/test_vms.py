@@ -277,6 +277,24 @@ def test_floating_ip_goes_on_the_gateway_port_while_the_server_builds():
     assert call.cloud.compute.associated_before_wait == [1]
 
 
+def test_a_floating_ip_held_by_another_vm_moves_only_once_the_server_is_active():
+    call = FakeCall()
+    call.cloud.network.floating = FloatingIp("fip-1", "1.2.3.4", "old-port", "public")
+    _create(call, WITH_VIP)
+    assert call.cloud.network.associated == [("fip-1", "p-1")]
+    assert call.cloud.compute.associated_before_wait == [0]
+
+
+def test_a_failed_build_leaves_a_floating_ip_held_by_another_vm_where_it_was():
+    call = FakeCall()
+    call.cloud.network.floating = FloatingIp("fip-1", "1.2.3.4", "old-port", "public")
+    call.cloud.compute.active_outcomes = [CloudError("state ERROR: No valid host")]
+    with pytest.raises(VMCreationFailed):
+        _create(call, WITH_VIP)
+    assert call.cloud.network.associated == []
+    assert call.cloud.network.disassociated == []
+
+
 def test_floating_ip_is_associated_once_when_a_second_zone_is_tried():
     call = FakeCall(openstack=replace(FakeCall().openstack, ignore_server_availability_zone=True))
     call.cloud.compute.active_outcomes = [CloudError("state ERROR: No valid host")]
