@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+
 import pytest
 
 from bosh_openstack_cpi.openstack.waiting import poll_intervals, wait_for
@@ -31,11 +33,9 @@ def test_a_maximum_below_the_first_interval_wins():
     assert poll_intervals(0.05, started=0.0, clock=FakeClock())() == pytest.approx(0.05)
 
 
-def test_pauses_count_from_the_request_when_it_is_given():
-    clock = FakeClock()
-    clock.now = 4.0  # the request went out at 0; work in between took 4 s
-    states = iter(["BUILD", "ACTIVE"])
-    wait_for(
+def _until_active(clock: FakeClock, states: Iterator[str], started: float | None = None) -> str:
+    """wait_for a server through `states` on the fake clock (5 s maximum interval)."""
+    return wait_for(
         "server to become ACTIVE",
         lambda: next(states),
         lambda s: s == "ACTIVE",
@@ -43,45 +43,34 @@ def test_pauses_count_from_the_request_when_it_is_given():
         max_interval=5,
         clock=clock,
         sleep=clock.sleep,
-        started=0.0,
+        started=started,
     )
+
+
+def test_pauses_count_from_the_request_when_it_is_given():
+    clock = FakeClock()
+    clock.now = 4.0  # the request went out at 0; work in between took 4 s
+    _until_active(clock, iter(["BUILD", "ACTIVE"]), started=0.0)
     assert clock.sleeps == [pytest.approx(1.0)]
 
 
-def test_a_long_wait_costs_few_polls():
+def test_a_long_wait_polls_about_31_times():
     clock = FakeClock()
-    polls: list[float] = []
 
-    def fetch() -> float:
-        polls.append(clock.now)
-        return clock.now
+    def states() -> Iterator[str]:
+        while clock.now < 60:
+            yield "BUILD"
+        yield "ACTIVE"
 
-    wait_for(
-        "server to become ACTIVE",
-        fetch,
-        lambda now: now >= 60,
-        timeout=300,
-        max_interval=5,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    _until_active(clock, states())
     assert 60 <= clock.now <= 65
     # 31 polls; the reference CPI: 13, 5 s apart, but up to 5 s late instead of 1.25 s
-    assert len(polls) <= 32
+    assert len(clock.sleeps) + 1 <= 32
 
 
 def test_returns_as_soon_as_done_with_short_first_polls():
     clock = FakeClock()
-    states = iter(["BUILD", "BUILD", "ACTIVE"])
-    result = wait_for(
-        "server to become ACTIVE",
-        lambda: next(states),
-        lambda s: s == "ACTIVE",
-        timeout=300,
-        max_interval=5,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    result = _until_active(clock, iter(["BUILD", "BUILD", "ACTIVE"]))
     assert result == "ACTIVE"
     assert clock.now < 0.5  # the reference CPI would have slept 10 s here
 
