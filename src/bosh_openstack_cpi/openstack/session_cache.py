@@ -130,21 +130,31 @@ class SessionCache:
             return
         self._path = os.path.join(directory, f"session-{name}.json")
 
-    def read(self) -> dict[str, Any] | None:
-        """The cached token ("auth_token"), its Keystone body ("body") and the discovery
-        data ("discovery"), read without keystoneauth; None when there is none."""
+    def _document(self) -> dict[str, Any] | None:
+        """The cache file's JSON document in this format; None without a readable one."""
         if self._path is None:
             return None
         try:
             with open(self._path, "rb") as handle:
                 document = json.load(handle)
-            if document.get("format") != FORMAT:
-                return None
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            return None
+        return document
+
+    def read(self) -> dict[str, Any] | None:
+        """The cached token ("auth_token"), its Keystone body ("body") and the discovery
+        data ("discovery"), read without keystoneauth; None when there is none."""
+        document = self._document()
+        if document is None:
+            return None
+        try:
             state = json.loads(document["auth_state"])
-            discovery = document.get("discovery", {})
-            if not isinstance(state, dict) or not isinstance(discovery, dict):
-                return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
+            return None
+        discovery = document.get("discovery", {})
+        if not isinstance(state, dict) or not isinstance(discovery, dict):
             return None
         return {
             "auth_token": state.get("auth_token"),
@@ -153,16 +163,13 @@ class SessionCache:
         }
 
     def load(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> bool:
-        if self._path is None:
+        document = self._document()
+        if document is None:
             return False
         try:
-            with open(self._path, "rb") as handle:
-                document = json.load(handle)
-            if document.get("format") != FORMAT:
-                return False
             auth.set_auth_state(document["auth_state"])
             _restore_discovery(session, document.get("discovery", {}))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return False
         self._loaded = _snapshot(auth, session)
         return True
@@ -181,17 +188,16 @@ class SessionCache:
     def add_discovery(self, learned: dict[str, Any]) -> None:
         """Add version discovery done without keystoneauth (the stdlib transport's) to the
         cached file, leaving its token as it is."""
-        if self._path is None or not learned:
+        document = self._document()
+        if self._path is None or document is None or not learned:
             return
+        if not isinstance(document.get("discovery"), dict):
+            return
+        document["discovery"].update(learned)
         try:
-            with open(self._path, "rb") as handle:
-                document = json.load(handle)
-            if document.get("format") != FORMAT or not isinstance(document["discovery"], dict):
-                return
-            document["discovery"].update(learned)
             _write_private(self._path, json.dumps(document, sort_keys=True).encode())
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            log.warning("Could not update the token cache: %s", error)
+        except OSError as error:
+            log.warning("Could not update the token cache: %s", error.strerror)
 
     def drop(self) -> None:
         if self._path is not None:
