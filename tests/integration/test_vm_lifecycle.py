@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration import vm_support as vs
 from tools.cpi_process import CpiProcess
-from tools.request_log import LOG_LEVEL_ENV, count_requests
+from tools.request_log import LOG_LEVEL_ENV, count_requests, requests_in
 
 
 def test_manual_network_lifecycle(
@@ -108,6 +108,62 @@ def test_dynamic_network_takes_a_floating_ip_from_another_server(
     finally:
         project_sdk.network.update_ip(fip, port_id=None)
         project_sdk.network.delete_port(holder)
+
+
+def _floating_ip_put_and_polls(stderr: str) -> tuple[int, list[int]]:
+    """Positions in the call's requests of the floating-IP PUT and of the server polls
+    that follow the server's POST."""
+    sent = requests_in(stderr)
+    posted = next(
+        i
+        for i, (_, method, path, _) in enumerate(sent)
+        if (method, path) == ("POST", "/v2.1/servers")
+    )
+    (put,) = [i for i, (_, m, path, _) in enumerate(sent) if m == "PUT" and "/floatingips/" in path]
+    polls = [
+        i
+        for i, (_, method, path, _) in enumerate(sent)
+        if i > posted and method == "GET" and path.startswith("/v2.1/servers/")
+    ]
+    return put, polls
+
+
+@pytest.mark.parametrize("held_by_another_port", [False, True])
+def test_manual_network_floating_ip(
+    cpi: CpiProcess,
+    cloud: dict[str, Any],
+    admin: Any,
+    project_sdk: Any,
+    leak_check: None,
+    held_by_another_port: bool,
+):
+    """A free floating IP goes on the VM's port while Nova builds the server (polls follow
+    the PUT); one held by another port moves once the server is ACTIVE (after the polls).
+    delete_vm frees it either way."""
+    address = cloud["resources"]["floating_ips"][-1]
+    fip = next(project_sdk.network.ips(floating_ip_address=address))
+    holder = None
+    if held_by_another_port:
+        holder = project_sdk.network.create_port(
+            network_id=cloud["resources"]["networks"]["dhcp"]["id"], name=vs.unique("fip-holder")
+        )
+        project_sdk.network.update_ip(fip, port_id=holder.id)
+    cpi.env.update(LOG_LEVEL_ENV)
+    networks = {"private": vs.manual_network(cloud), "public": vs.vip_network(address)}
+    try:
+        with vs.vm(cpi, cloud, networks) as (vm_cid, _, result):
+            (port,) = vs.ports_of(admin, vm_cid)
+            assert project_sdk.network.get_ip(fip.id).port_id == port.id
+            put, polls = _floating_ip_put_and_polls(result.stderr)
+            if held_by_another_port:
+                assert put > max(polls)
+            else:
+                assert put < min(polls)
+        assert project_sdk.network.get_ip(fip.id).port_id is None
+    finally:
+        if holder is not None:
+            project_sdk.network.update_ip(fip, port_id=None)
+            project_sdk.network.delete_port(holder)
 
 
 def test_human_readable_vm_names(cpi_for: Any, cloud: dict[str, Any], admin: Any, leak_check: None):
