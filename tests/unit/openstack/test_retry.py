@@ -167,24 +167,23 @@ def test_keystone_over_limit_is_transient():
     assert not retry.is_transient(translate(ksa.HttpError(http_status=413)))
 
 
+def _keystoneauth_timeout_over(cause: Exception) -> Exception:
+    """Our translation of keystoneauth's ConnectTimeout raised while handling `cause`."""
+    try:
+        try:
+            raise cause
+        except type(cause):
+            raise ksa.ConnectTimeout("Request timed out") from None
+    except ksa.ConnectTimeout as error:
+        return translate(error)
+
+
 def test_keystoneauth_timeouts_count_as_sent_unless_requests_saw_the_connect_fail():
     """keystoneauth reports connect and read timeouts alike (ConnectTimeout): only the
     requests exception behind it tells that no connection was made."""
-    try:
-        try:
-            raise requests.exceptions.ConnectTimeout("connect timed out")
-        except requests.exceptions.ConnectTimeout:
-            raise ksa.ConnectTimeout("Request timed out") from None
-    except ksa.ConnectTimeout as error:
-        connect = translate(error)
+    connect = _keystoneauth_timeout_over(requests.exceptions.ConnectTimeout("connect timed out"))
     assert isinstance(connect, http.ConnectTimedOut)
-    try:
-        try:
-            raise requests.exceptions.ReadTimeout("read timed out")
-        except requests.exceptions.ReadTimeout:
-            raise ksa.ConnectTimeout("Request timed out") from None
-    except ksa.ConnectTimeout as error:
-        read = translate(error)
+    read = _keystoneauth_timeout_over(requests.exceptions.ReadTimeout("read timed out"))
     assert isinstance(read, http.ReadTimedOut)
 
 
