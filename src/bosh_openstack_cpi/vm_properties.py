@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bosh_openstack_cpi import cids
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.protocol.errors import CloudError, NotSupported, VMCreationFailed
 
@@ -238,9 +239,12 @@ def _root_disk(value: object, problems: _Problems) -> RootDisk:
         )
         return RootDisk()
     size = value.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+    if size is not None and (
+        isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= cids.MAX_VOLUME_GIB
+    ):
         problems.add(
-            f"root_disk.size must be a whole number of GiB, at least 1, got {_describe(size)}"
+            f"root_disk.size must be a whole number of GiB, from 1 to {cids.MAX_VOLUME_GIB}, got "
+            f"{_describe(size)}"
         )
         size = None
     volume_type = _optional_string(value.get("type"), "root_disk.type", problems)
@@ -317,9 +321,10 @@ def _network(name: str, settings: object, problems: _Problems) -> NetworkSpec | 
         problems.add(f"network {name}: cloud_properties must be an object")
         cloud_properties = {}
     net_id = cloud_properties.get("net_id")
-    if net_id is not None and (not isinstance(net_id, str) or not net_id):
+    if net_id is not None and not cids.is_valid("net_id", net_id):
         problems.add(
-            f"network {name}: net_id must be a Neutron network UUID, got {_describe(net_id)}"
+            f"network {name}: net_id must be a Neutron network UUID such as "
+            f"'{cids.EXAMPLE_UUID}', got {_describe(net_id)}"
         )
         net_id = None
     if kind == "manual" and net_id is None and "net_id" not in cloud_properties:
@@ -392,12 +397,4 @@ def check_multiple_networks(plan: NetworkPlan, config: OpenStackConfig) -> None:
 
 def stemcell_image_id(stemcell_cid: str) -> str:
     """A light stemcell's cid is '<glance image id> light'; a heavy one is the image id."""
-    image_id = stemcell_cid
-    if image_id.endswith(" light"):
-        image_id = image_id[: -len(" light")]
-    image_id = image_id.strip()
-    if not image_id:
-        raise CloudError(
-            f"Invalid stemcell cid {_describe(stemcell_cid)}: expected a Glance image id"
-        )
-    return image_id
+    return cids.image_id_of_stemcell(cids.check("stemcell_cid", stemcell_cid))

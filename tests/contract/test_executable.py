@@ -84,7 +84,11 @@ def test_create_env_style_environment_is_honoured(bosh_tree: Path, tmp_path: Pat
 
 
 def test_config_errors_come_back_as_one_response(bosh_tree: Path):
-    request = {"method": "has_vm", "arguments": ["x"], "context": {"director_uuid": "d"}}
+    request = {
+        "method": "has_vm",
+        "arguments": ["00000000-0000-4000-8000-00000000abcd"],
+        "context": {"director_uuid": "d"},
+    }
     completed = _director_run(bosh_tree, json.dumps(request).encode())
     assert completed.returncode == 0
     response = json.loads(completed.stdout)
@@ -137,7 +141,9 @@ def test_sigterm_during_a_call_still_answers(tmp_path: Path):
             env=cpi.env,
         )
         assert process.stdin is not None
-        process.stdin.write(json.dumps(cpi.request("has_vm", "x")).encode())
+        process.stdin.write(
+            json.dumps(cpi.request("has_vm", "00000000-0000-4000-8000-00000000abcd")).encode()
+        )
         process.stdin.close()
         process.stdin = None
         connection, _ = blackhole.accept()  # the CPI is now waiting for Keystone

@@ -238,7 +238,7 @@ def test_config_errors_show_no_secret(secret_cpi: Callable[..., CpiProcess], clo
     assert_no_secret(result, cloud)
 
     context = {"api_key": [cloud["openstack"]["api_key"]], "wait_resource_poll_interval": "x"}
-    result = secret_cpi().call("has_vm", "vm-1", context=context)
+    result = secret_cpi().call("has_vm", "00000000-0000-4000-8000-00000000abcd", context=context)
     assert result.error is not None
     assert "api_key" in result.error["message"]
     assert_no_secret(result, cloud)

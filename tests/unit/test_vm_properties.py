@@ -18,7 +18,11 @@ def _config(**changes):
     return replace(CONFIG, **changes)
 
 
-def _manual(ip="10.0.0.5", net_id="net-1", **extra):
+N1 = "11111111-1111-4111-8111-111111111111"
+N2 = "22222222-2222-4222-8222-222222222222"
+
+
+def _manual(ip="10.0.0.5", net_id="11111111-1111-4111-8111-111111111111", **extra):
     return {"type": "manual", "ip": ip, "cloud_properties": {"net_id": net_id}, **extra}
 
 
@@ -117,7 +121,7 @@ def test_loadbalancer_pools_are_not_supported_with_a_clear_message():
 
 
 def test_manual_network_without_type_and_gateway_of_a_single_network():
-    plan = parse_networks({"a": {"ip": "10.0.0.5", "cloud_properties": {"net_id": "n"}}})
+    plan = parse_networks({"a": {"ip": "10.0.0.5", "cloud_properties": {"net_id": N1}}})
     assert plan.manual[0].type == "manual"
     assert plan.gateway is plan.private[0]
     assert plan.vip is None
@@ -126,8 +130,8 @@ def test_manual_network_without_type_and_gateway_of_a_single_network():
 def test_gateway_of_several_networks_is_the_one_marked_default():
     plan = parse_networks(
         {
-            "a": _manual(net_id="n1"),
-            "b": _manual(ip="10.1.0.5", net_id="n2", default=["dns", "gateway"]),
+            "a": _manual(net_id=N1),
+            "b": _manual(ip="10.1.0.5", net_id=N2, default=["dns", "gateway"]),
             "v": {"type": "vip", "ip": "1.2.3.4", "cloud_properties": {"security_groups": ["x"]}},
         }
     )
@@ -139,7 +143,7 @@ def test_gateway_of_several_networks_is_the_one_marked_default():
 def test_network_security_groups_are_the_sorted_union():
     plan = parse_networks(
         {
-            "a": _manual(cloud_properties={"net_id": "n1", "security_groups": ["z", "a"]}),
+            "a": _manual(cloud_properties={"net_id": N1, "security_groups": ["z", "a"]}),
             "b": {"type": "dynamic", "cloud_properties": {"security_groups": ["a", "m"]}},
         }
     )
@@ -166,7 +170,10 @@ def test_ipv6_manual_address_is_accepted():
             "only one vip network",
         ),
         ({"a": {"type": "manual", "ip": "10.0.0.5"}}, "needs cloud_properties.net_id"),
-        ({"a": _manual(), "b": _manual(ip="10.0.0.6")}, "use the same net_id net-1"),
+        (
+            {"a": _manual(), "b": _manual(ip="10.0.0.6")},
+            "use the same net_id 11111111-1111-4111-8111-111111111111",
+        ),
         ({"a": {"type": "bridged"}}, "handles manual, dynamic and vip"),
         ({"a": _manual(ip="10.0.0")}, "is not an IP address"),
         ({"a": _manual(), "v": {"type": "vip"}}, "vip network v has no ip"),
@@ -182,7 +189,7 @@ def test_invalid_networks(networks, fragment):
 
 
 def test_several_networks_need_static_settings_and_a_config_drive():
-    plan = parse_networks({"a": _manual(net_id="n1"), "b": _manual(ip="10.1.0.1", net_id="n2")})
+    plan = parse_networks({"a": _manual(net_id=N1), "b": _manual(ip="10.1.0.1", net_id=N2)})
     with pytest.raises(VMCreationFailed) as raised:
         check_multiple_networks(plan, CONFIG)
     assert "openstack.use_dhcp: false" in raised.value.message
@@ -195,8 +202,15 @@ def test_one_network_needs_nothing_special():
     check_multiple_networks(parse_networks({"a": _manual()}), CONFIG)
 
 
+IMAGE = "33333333-3333-4333-8333-333333333333"
+
+
 def test_light_stemcell_cid_names_the_image():
-    assert stemcell_image_id("abc light") == "abc"
-    assert stemcell_image_id("abc") == "abc"
-    with pytest.raises(CloudError):
-        stemcell_image_id(" light")
+    assert stemcell_image_id(f"{IMAGE} light") == IMAGE
+    assert stemcell_image_id(IMAGE) == IMAGE
+
+
+@pytest.mark.parametrize("cid", [" light", "abc", f"{IMAGE}  light", f"../{IMAGE}", f"{IMAGE}\n"])
+def test_a_malformed_stemcell_cid_is_refused(cid):
+    with pytest.raises(CloudError, match="expected a Glance image UUID"):
+        stemcell_image_id(cid)

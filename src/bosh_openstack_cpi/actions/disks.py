@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Any
 
-from bosh_openstack_cpi import device_names
+from bosh_openstack_cpi import cids, device_names
 from bosh_openstack_cpi.call import Call
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.volume import Refused, Volume, VolumeState
@@ -30,6 +30,20 @@ MIN_CLEANUP_SECONDS = 60.0
 def size_in_gib(size_mib: int) -> int:
     """MiB to GiB, rounded up (Cinder sizes volumes in whole GiB)."""
     return -(-size_mib // MIB_PER_GIB)
+
+
+def checked_gib(size_mib: int, argument: str) -> int:
+    """A disk size the director asked for, in GiB; refused before any request when Cinder
+    could never create it."""
+    if size_mib < MIB_PER_GIB:
+        raise CloudError(f"Minimum disk size is 1 GiB (1024 MiB), got {argument} {size_mib} MiB")
+    gib = size_in_gib(size_mib)
+    if gib > cids.MAX_VOLUME_GIB:
+        raise CloudError(
+            f"Maximum disk size is {cids.MAX_VOLUME_GIB} GiB (Cinder's limit), got {argument} "
+            f"{size_mib} MiB"
+        )
+    return gib
 
 
 def _volume_type(cloud_properties: dict[str, Any], config: OpenStackConfig) -> str | None:
@@ -68,8 +82,7 @@ def create_disk(
 ) -> str:
     """A new volume of ceil(size / 1024) GiB, in the VM's availability zone unless
     ignore_server_availability_zone; removed again when it does not become available."""
-    if size < MIB_PER_GIB:
-        raise CloudError(f"Minimum disk size is 1 GiB (1024 MiB), got {size} MiB")
+    size_gib = checked_gib(size, "size")
     settings = call.config.openstack
     volume_type = _volume_type(cloud_properties, settings)
     zone = None
@@ -78,7 +91,6 @@ def create_disk(
         zone = server.get("OS-EXT-AZ:availability_zone") or None
     volumes = call.cloud.volume
     name = f"volume-{uuid.uuid4()}"
-    size_gib = size_in_gib(size)
     with SignalsDeferred() as signals:  # a SIGTERM now would lose the new volume
         volume_id = volumes.create_volume(
             name=name,
@@ -319,9 +331,9 @@ def resize_disk(call: Call, disk_cid: str, new_size: int) -> None:
     """Grow the volume to ceil(new_size / 1024) GiB. Equal: nothing to do. Smaller, or
     attached where Cinder cannot grow attached volumes: NotSupported, and the director
     copies the data to a new disk instead."""
+    new_gib = checked_gib(new_size, "new_size")
     volumes = call.cloud.volume
     state = _existing(volumes, disk_cid)
-    new_gib = size_in_gib(new_size)
     if new_gib == state.size_gib:
         log.info("Disk %s already has %d GiB: nothing to resize", disk_cid, new_gib)
         return None
@@ -338,9 +350,9 @@ def update_disk(call: Call, disk_cid: str, new_size: int, cloud_properties: dict
     """Give the volume the new size and the disk type's volume type in place (Cinder
     extend, then retype with migration_policy on-demand). NotSupported when Cinder cannot;
     the director then copies the data to a new disk. Returns the same disk cid."""
+    new_gib = checked_gib(new_size, "new_size")
     volumes = call.cloud.volume
     state = _existing(volumes, disk_cid)
-    new_gib = size_in_gib(new_size)
     if new_gib < state.size_gib:
         raise NotSupported(
             f"Cannot shrink disk '{disk_cid}' from {state.size_gib} GiB to {new_gib} GiB: "

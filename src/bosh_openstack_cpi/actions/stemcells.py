@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from bosh_openstack_cpi import cids
 from bosh_openstack_cpi.protocol.errors import CloudError
 from bosh_openstack_cpi.signals import SignalsDeferred
 from bosh_openstack_cpi.stemcell_archive import (
@@ -115,10 +116,10 @@ def delete_stemcell(call: Call, stemcell_cid: str) -> None:
 
 
 def _check_light_stemcell(call: Call, image_id: Any) -> str:
-    if not isinstance(image_id, str) or not image_id.strip():
+    if not isinstance(image_id, str) or not cids.is_valid("image_id", image_id):
         raise CloudError(
-            "Light stemcell cloud_properties.image_id must be the id of a Glance image "
-            f"(a non-empty string), got {json.dumps(image_id)}"
+            "Light stemcell cloud_properties.image_id must be the id of a Glance image, "
+            f"a UUID such as '{cids.EXAMPLE_UUID}', got {cids.describe(image_id)}"
         )
     state = call.cloud.image.get(image_id)
     if state is None:

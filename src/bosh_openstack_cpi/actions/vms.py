@@ -63,6 +63,11 @@ def create_vm(
 ) -> Any:
     from bosh_openstack_cpi import agent_settings, flavors, vm_properties
 
+    if not agent_id.strip():
+        raise CloudError(
+            "create_vm's agent_id is empty: the director always sends the id the VM's agent "
+            "reports with; nothing was created"
+        )
     config = call.config.openstack
     vm_type = vm_properties.parse_vm_type(cloud_properties, config)
     plan = vm_properties.parse_networks(networks)

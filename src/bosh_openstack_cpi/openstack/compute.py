@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack import http, paths, retry
 from bosh_openstack_cpi.openstack.errors import api_errors, connection_problem, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError, VMNotFound
@@ -132,16 +132,21 @@ class Compute:
         """The server, or None when Nova does not know it."""
         with api_errors("Compute", f"look up server '{server_id}'"):
             try:
-                response = self._read(f"/servers/{server_id}", f"get server '{server_id}'")
+                response = self._read(
+                    paths.path("/servers/{}", server_id), f"get server '{server_id}'"
+                )
             except http.NotFoundException:
                 return None
         return _server(response.json()["server"])
 
     def servers_named(self, name: str) -> list[Server]:
         """Servers with exactly this name (Nova's name filter is a regular expression)."""
+        paths.filters(("name", name))  # "^$" would be a filter in name only
         with api_errors("Compute", f"look up servers named '{name}'"):
             response = self._read(
-                "/servers/detail", f"list servers named '{name}'", params={"name": f"^{name}$"}
+                "/servers/detail",
+                f"list servers named '{name}'",
+                params=paths.filters(("name", f"^{name}$")),
             )
         return [_server(body) for body in response.json().get("servers", [])]
 
@@ -235,7 +240,7 @@ class Compute:
         with api_errors("Compute", f"delete server '{server_id}'"):
             try:
                 retry.idempotent(
-                    lambda: self._send("DELETE", f"/servers/{server_id}"),
+                    lambda: self._send("DELETE", paths.path("/servers/{}", server_id)),
                     f"delete server '{server_id}'",
                 )
             except http.NotFoundException:
@@ -280,7 +285,11 @@ class Compute:
 
         def send() -> None:
             sent[0] += 1
-            self._send("POST", f"/servers/{server_id}/action", json={"reboot": {"type": "SOFT"}})
+            self._send(
+                "POST",
+                paths.path("/servers/{}/action", server_id),
+                json={"reboot": {"type": "SOFT"}},
+            )
 
         with api_errors("Compute", action):
             try:
@@ -300,7 +309,9 @@ class Compute:
             try:
                 retry.idempotent(
                     lambda: self._send(
-                        "POST", f"/servers/{server_id}/metadata", json={"metadata": metadata}
+                        "POST",
+                        paths.path("/servers/{}/metadata", server_id),
+                        json={"metadata": metadata},
                     ),
                     action,
                 )
@@ -315,7 +326,7 @@ class Compute:
             try:
                 retry.idempotent(
                     lambda: self._send(
-                        "PUT", f"/servers/{server_id}", json={"server": {"name": name}}
+                        "PUT", paths.path("/servers/{}", server_id), json={"server": {"name": name}}
                     ),
                     action,
                 )
@@ -349,7 +360,7 @@ class Compute:
             try:
                 server: dict[str, Any] = self._disk_request(
                     "GET",
-                    f"/servers/{server_id}",
+                    paths.path("/servers/{}", server_id),
                     f"look up server {server_id}",
                     microversion=_FLAVOR_IN_SERVER if full_flavor else None,
                 )["server"]
@@ -366,7 +377,7 @@ class Compute:
             with api_errors("Compute", f"look up flavor '{flavor['id']}'"):
                 try:
                     flavor = self._disk_request(
-                        "GET", f"/flavors/{flavor['id']}", "look up flavor"
+                        "GET", paths.path("/flavors/{}", flavor["id"]), "look up flavor"
                     )["flavor"]
                 except http.NotFoundException:
                     flavor = {}
@@ -385,7 +396,7 @@ class Compute:
             try:
                 listing = self._disk_request(
                     "GET",
-                    f"/servers/{server_id}/os-volume_attachments",
+                    paths.path("/servers/{}/os-volume_attachments", server_id),
                     f"list volume attachments of {server_id}",
                 )
             except http.NotFoundException:
@@ -411,7 +422,7 @@ class Compute:
         def post() -> dict[str, Any]:
             return self._disk_request(
                 "POST",
-                f"/servers/{server_id}/os-volume_attachments",
+                paths.path("/servers/{}/os-volume_attachments", server_id),
                 "attach volume",
                 json=body,
                 retry=False,
@@ -447,7 +458,7 @@ class Compute:
             try:
                 self._disk_request(
                     "DELETE",
-                    f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                    paths.path("/servers/{}/os-volume_attachments/{}", server_id, volume_id),
                     f"detach volume {volume_id} from {server_id}",
                 )
             except http.NotFoundException as error:

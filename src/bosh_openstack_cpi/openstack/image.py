@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack import http, paths, retry
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.waiting import wait_for
 from bosh_openstack_cpi.protocol.errors import CloudError
@@ -140,7 +140,8 @@ class Image:
         with api_errors("Image", f"look up image '{image_id}'"):
             try:
                 response = retry.idempotent(
-                    lambda: self._send("GET", f"/images/{image_id}"), f"get image '{image_id}'"
+                    lambda: self._send("GET", paths.path("/images/{}", image_id)),
+                    f"get image '{image_id}'",
                 )
             except http.NotFoundException:
                 return None
@@ -151,7 +152,7 @@ class Image:
         with api_errors("Image", f"delete image '{image_id}'"):
             try:
                 retry.idempotent(
-                    lambda: self._send("DELETE", f"/images/{image_id}"),
+                    lambda: self._send("DELETE", paths.path("/images/{}", image_id)),
                     f"delete image '{image_id}'",
                 )
             except http.NotFoundException:
@@ -170,7 +171,7 @@ class Image:
         with api_errors("Image", action):
             try:
                 response = self._glance.put(
-                    f"/images/{image_id}/file",
+                    paths.path("/images/{}/file", image_id),
                     data=UploadBody(chunks, size),
                     headers={"Content-Type": "application/octet-stream"},
                     connect_retries=0,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack import http, paths, retry
 from bosh_openstack_cpi.openstack.errors import api_errors
 from bosh_openstack_cpi.protocol.errors import CloudError, VMCreationFailed
 
@@ -122,7 +122,11 @@ class Network:
         http.raise_from_response(response)
         return response
 
-    def _get(self, url: str, what: str, params: Any) -> dict[str, Any]:
+    def _get(
+        self, url: str, what: str, filters: list[tuple[str, str]], fields: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """A list request: every filter must have a value (paths.filters)."""
+        params = paths.with_fields(paths.filters(*filters), *fields)
         with api_errors("Network", what):
             response = retry.idempotent(lambda: self._send("GET", url, params=params), what)
             body: dict[str, Any] = response.json()
@@ -175,8 +179,9 @@ class Network:
         return resolved
 
     def _security_group_query(self, filters: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        params = [*filters, ("fields", "id"), ("fields", "name"), ("fields", "project_id")]
-        body = self._get("/security-groups", "look up security groups", params)
+        body = self._get(
+            "/security-groups", "look up security groups", filters, ("id", "name", "project_id")
+        )
         groups: list[dict[str, Any]] = body.get("security_groups", [])
         return groups
 
@@ -273,11 +278,11 @@ class Network:
         raise AssertionError("unreachable")
 
     def ports_with_ip(self, ip: str, network_id: str | None = None) -> list[Port]:
-        params: list[tuple[str, str]] = [("fixed_ips", f"ip_address={ip}")]
-        if network_id:
-            params.append(("network_id", network_id))
-        params += [("fields", f) for f in PORT_FIELDS]
-        body = self._get("/ports", f"look up ports holding IP {ip}", params)
+        paths.filters(("ip", ip))  # "ip_address=" alone would match every port
+        filters = [("fixed_ips", f"ip_address={ip}")]
+        if network_id is not None:
+            filters.append(("network_id", network_id))
+        body = self._get("/ports", f"look up ports holding IP {ip}", filters, PORT_FIELDS)
         return [_port(p) for p in body.get("ports", [])]
 
     def _delete_stale_ports(self, network_id: str, ip: str, in_use: Callable[[Port], bool]) -> bool:
@@ -305,14 +310,20 @@ class Network:
         action = f"delete port '{port_id}'"
         with api_errors("Network", action):
             try:
-                retry.idempotent(lambda: self._send("DELETE", f"/ports/{port_id}"), action)
+                retry.idempotent(
+                    lambda: self._send("DELETE", paths.path("/ports/{}", port_id)), action
+                )
             except http.NotFoundException:
                 return False
         return True
 
     def server_ports(self, server_id: str) -> list[Port]:
-        params = [("device_id", server_id), *(("fields", f) for f in PORT_FIELDS)]
-        body = self._get("/ports", f"list the ports of server '{server_id}'", params)
+        body = self._get(
+            "/ports",
+            f"list the ports of server '{server_id}'",
+            [("device_id", server_id)],
+            PORT_FIELDS,
+        )
         return [_port(p) for p in body.get("ports", [])]
 
     # --- floating IPs --------------------------------------------------------------------
@@ -347,7 +358,7 @@ class Network:
             retry.idempotent(
                 lambda: self._send(
                     "PUT",
-                    f"/floatingips/{floating_ip.id}",
+                    paths.path("/floatingips/{}", floating_ip.id),
                     json={"floatingip": {"port_id": port_id}},
                 ),
                 action,
@@ -360,7 +371,7 @@ class Network:
                 retry.idempotent(
                     lambda: self._send(
                         "PUT",
-                        f"/floatingips/{floating_ip.id}",
+                        paths.path("/floatingips/{}", floating_ip.id),
                         json={"floatingip": {"port_id": None}},
                     ),
                     action,
@@ -374,7 +385,6 @@ class Network:
         ids = list(dict.fromkeys(network_ids))
         if not ids:
             return []
-        params = [*(("id", i) for i in ids), ("fields", "id")]
-        body = self._get("/networks", "look up networks", params)
+        body = self._get("/networks", "look up networks", [("id", i) for i in ids], ("id",))
         found = {n["id"] for n in body.get("networks", [])}
         return [i for i in ids if i not in found]

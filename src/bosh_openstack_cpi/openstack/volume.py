@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.openstack import http
+from bosh_openstack_cpi.openstack import http, paths
 from bosh_openstack_cpi.openstack.errors import api_errors, describe_http_error
 from bosh_openstack_cpi.openstack.retry import (
     idempotent,
@@ -190,7 +190,10 @@ class Volume:
 
     def _volume_action(self, volume_id: str, body: dict[str, Any]) -> None:
         self._send(
-            "POST", f"/volumes/{volume_id}/action", json=body, microversion=VOLUME_MICROVERSION
+            "POST",
+            paths.path("/volumes/{}/action", volume_id),
+            json=body,
+            microversion=VOLUME_MICROVERSION,
         )
 
     # --- volumes -------------------------------------------------------------------
@@ -257,7 +260,7 @@ class Volume:
                 volume = idempotent(
                     lambda: self._document(
                         "GET",
-                        f"/volumes/{volume_id}",
+                        paths.path("/volumes/{}", volume_id),
                         "volume",
                         microversion=VOLUME_MICROVERSION,
                     ),
@@ -273,7 +276,7 @@ class Volume:
         with api_errors(SERVICE, f"delete volume '{volume_id}'"):
             try:
                 idempotent(
-                    lambda: self._send("DELETE", f"/volumes/{volume_id}"),
+                    lambda: self._send("DELETE", paths.path("/volumes/{}", volume_id)),
                     f"delete volume {volume_id}",
                 )
             except http.NotFoundException:
@@ -291,7 +294,9 @@ class Volume:
             try:
                 idempotent(
                     lambda: self._send(
-                        "POST", f"/volumes/{volume_id}/metadata", json={"metadata": metadata}
+                        "POST",
+                        paths.path("/volumes/{}/metadata", volume_id),
+                        json={"metadata": metadata},
                     ),
                     f"set metadata of volume {volume_id}",
                 )
@@ -417,7 +422,7 @@ class Volume:
                 snapshot = idempotent(
                     lambda: self._document(
                         "GET",
-                        f"/snapshots/{snapshot_id}",
+                        paths.path("/snapshots/{}", snapshot_id),
                         "snapshot",
                         microversion=SNAPSHOT_MICROVERSION,
                     ),
@@ -433,7 +438,7 @@ class Volume:
         with api_errors(SERVICE, f"delete snapshot '{snapshot_id}'"):
             try:
                 idempotent(
-                    lambda: self._send("DELETE", f"/snapshots/{snapshot_id}"),
+                    lambda: self._send("DELETE", paths.path("/snapshots/{}", snapshot_id)),
                     f"delete snapshot {snapshot_id}",
                 )
             except http.NotFoundException:
@@ -514,7 +519,7 @@ class Volume:
                 return None
             response = self._cinder.get(
                 "/messages",
-                params={"resource_uuid": resource_id},
+                params=paths.filters(("resource_uuid", resource_id)),
                 microversion=MESSAGES_MICROVERSION,
             )
             http.raise_from_response(response)
@@ -543,7 +548,7 @@ class Volume:
 
     def _find_by_name(self, path: str, key: str, name: str) -> str | None:
         """The id of the first volume or snapshot of this name (the CPI's names are unique)."""
-        response = self._send("GET", path, params={"name": name})
+        response = self._send("GET", path, params=paths.filters(("name", name)))
         found = [str(item["id"]) for item in response.json().get(key) or [] if "id" in item]
         return found[0] if found else None
 

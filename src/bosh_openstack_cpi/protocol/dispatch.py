@@ -35,7 +35,14 @@ def _args(*spec: tuple[str, str] | tuple[str, str, bool]) -> tuple[Arg, ...]:
 
 
 class Method:
-    __slots__ = ("args", "function", "module", "needs_cloud", "unavailable")
+    __slots__ = (
+        "absent_when_malformed",
+        "args",
+        "function",
+        "module",
+        "needs_cloud",
+        "unavailable",
+    )
 
     def __init__(
         self,
@@ -45,12 +52,16 @@ class Method:
         *,
         needs_cloud: bool = True,
         unavailable: str = "",
+        absent_when_malformed: bool = False,
     ) -> None:
         self.module = module
         self.function = function
         self.args = args
         self.needs_cloud = needs_cloud
         self.unavailable = unavailable
+        # has_vm/has_disk: a malformed cid names nothing that can exist, so the answer is
+        # false (sent without a request); every other method fails on it.
+        self.absent_when_malformed = absent_when_malformed
 
 
 _NOT_YET = "is not implemented by this CPI yet"
@@ -79,7 +90,7 @@ METHODS: dict[str, Method] = {
         ),
     ),
     "delete_vm": Method("vms", "delete_vm", _args(("vm_cid", STR))),
-    "has_vm": Method("vms", "has_vm", _args(("vm_cid", STR))),
+    "has_vm": Method("vms", "has_vm", _args(("vm_cid", STR)), absent_when_malformed=True),
     "reboot_vm": Method("vms", "reboot_vm", _args(("vm_cid", STR))),
     "set_vm_metadata": Method("vms", "set_vm_metadata", _args(("vm_cid", STR), ("metadata", OBJ))),
     "calculate_vm_cloud_properties": Method(
@@ -92,7 +103,7 @@ METHODS: dict[str, Method] = {
         _args(("size", INT), ("cloud_properties", OBJ), ("vm_cid", STR_OR_NULL, False)),
     ),
     "delete_disk": Method("disks", "delete_disk", _args(("disk_cid", STR))),
-    "has_disk": Method("disks", "has_disk", _args(("disk_cid", STR))),
+    "has_disk": Method("disks", "has_disk", _args(("disk_cid", STR)), absent_when_malformed=True),
     "attach_disk": Method("disks", "attach_disk", _args(("vm_cid", STR), ("disk_cid", STR))),
     "detach_disk": Method("disks", "detach_disk", _args(("vm_cid", STR), ("disk_cid", STR))),
     "get_disks": Method("disks", "get_disks", _args(("vm_cid", STR))),
@@ -193,6 +204,23 @@ def _run_local(request: envelope.Request, method: Method) -> bytes:
         return envelope.encode(envelope.failure(error, ""))
 
 
+def _malformed_cid(method: Method, arguments: list[Any]) -> CpiError | None:
+    """The error for the first cid argument that is not a well-formed OpenStack id (the
+    one place every method's cids are checked, before any request)."""
+    from bosh_openstack_cpi import cids
+
+    for (name, kind, _), value in zip(method.args, arguments, strict=False):
+        if value is None and kind.endswith("?"):
+            continue  # create_disk without a VM
+        if name in cids.KINDS and not cids.is_valid(name, value):
+            return cids.error_for(name, value)
+        if name == "disk_cids":  # create_vm: the disks the VM will get
+            for disk_cid in value:
+                if not cids.is_valid(name, disk_cid):
+                    return cids.error_for(name, disk_cid)
+    return None
+
+
 def _module_path(method: Method) -> str:
     return f"bosh_openstack_cpi.actions.{method.module}"
 
@@ -223,10 +251,17 @@ def _run_with_cloud(
         if method.unavailable:
             raise MethodNotImplemented(f"Method '{request.method}' {method.unavailable}")
         arguments = check_arguments(request.method, method, request.arguments)
-        function = getattr(importlib.import_module(_module_path(method)), method.function)
         log.info("%s started (api_version %d)", request.method, request.api_version)
-        with Call(request, config_path, ca_cert_path) as call:
-            result = function(call, *arguments)
+        malformed = _malformed_cid(method, arguments)
+        if malformed is not None and method.absent_when_malformed:
+            log.info("%s: %s", request.method, malformed.message)
+            result = False
+        elif malformed is not None:
+            raise malformed
+        else:
+            function = getattr(importlib.import_module(_module_path(method)), method.function)
+            with Call(request, config_path, ca_cert_path) as call:
+                result = function(call, *arguments)
         log.info("%s finished", request.method)
     except CpiError as caught:
         error = caught

@@ -110,13 +110,17 @@ class FakeNetwork:
         self.disassociated.append(floating_ip.id)
 
     def server_ports(self, server_id):
-        return [Port("nova-port", "fa:16:3e:99:99:99", network_id="dyn-net")]
+        return [
+            Port(
+                "nova-port", "fa:16:3e:99:99:99", network_id="44444444-4444-4444-8444-444444444444"
+            )
+        ]
 
     def ports_with_ip(self, ip, network_id=None):
         return self.vrrp_ports
 
     def missing_networks(self, ids):
-        return [i for i in ids if i.startswith("missing")]
+        return [i for i in ids if i.startswith("55555555")]  # the "missing" network
 
 
 @dataclass
@@ -170,7 +174,7 @@ MANUAL = {
         "gateway": "10.0.0.1",
         "dns": ["10.0.0.2"],
         "default": ["dns", "gateway"],
-        "cloud_properties": {"net_id": "net-1"},
+        "cloud_properties": {"net_id": "11111111-1111-4111-8111-111111111111"},
     }
 }
 WITH_VIP = {**MANUAL, "public": {"type": "vip", "ip": "1.2.3.4", "cloud_properties": {}}}
@@ -180,7 +184,7 @@ def _create(call, networks=MANUAL, cloud_properties=None, **kwargs):
     return vms.create_vm(
         call,
         kwargs.pop("agent_id", "agent-1"),
-        kwargs.pop("stemcell", "img-1 light"),
+        kwargs.pop("stemcell", "33333333-3333-4333-8333-333333333333 light"),
         cloud_properties or {"instance_type": "m1.small"},
         networks,
         kwargs.pop("disk_cids", []),
@@ -202,7 +206,7 @@ def test_manual_network_vm_and_its_request(monkeypatch):
     assert networks["private"]["mac"] == "fa:16:3e:00:00:01"
     assert networks["private"]["use_dhcp"] is True
     body = call.cloud.compute.bodies[0]["server"]
-    assert body["imageRef"] == "img-1"
+    assert body["imageRef"] == "33333333-3333-4333-8333-333333333333"
     assert body["flavorRef"] == "f-1"
     assert body["key_name"] == "bosh"
     assert body["networks"] == [{"port": "p-1"}]
@@ -227,9 +231,17 @@ def test_api_version_1_answers_the_cid_only():
 
 def test_dynamic_network_gets_security_groups_and_config_drive():
     call = FakeCall(openstack=replace(FakeCall().openstack, config_drive="cdrom"))
-    _create(call, {"d": {"type": "dynamic", "cloud_properties": {"net_id": "dyn-net"}}})
+    _create(
+        call,
+        {
+            "d": {
+                "type": "dynamic",
+                "cloud_properties": {"net_id": "44444444-4444-4444-8444-444444444444"},
+            }
+        },
+    )
     body = call.cloud.compute.bodies[0]["server"]
-    assert body["networks"] == [{"uuid": "dyn-net"}]
+    assert body["networks"] == [{"uuid": "44444444-4444-4444-8444-444444444444"}]
     assert body["security_groups"] == [{"name": "id-bosh"}]
     assert body["config_drive"] is True
 
@@ -311,7 +323,10 @@ def test_floating_ip_is_associated_once_when_a_second_zone_is_tried():
 def test_floating_ip_of_a_dynamic_network_goes_on_novas_port():
     call = FakeCall()
     networks = {
-        "d": {"type": "dynamic", "cloud_properties": {"net_id": "dyn-net"}},
+        "d": {
+            "type": "dynamic",
+            "cloud_properties": {"net_id": "44444444-4444-4444-8444-444444444444"},
+        },
         "public": {"type": "vip", "ip": "1.2.3.4"},
     }
     _create(call, networks)
@@ -370,12 +385,25 @@ def test_a_refused_create_removes_the_ports_and_is_not_retried():
 def test_unknown_network_ids_are_named_after_novas_refusal():
     call = FakeCall()
     call.cloud.compute.create_outcomes = [
-        ServerCreateRefused("HTTP 400", status=400, details="Network missing-1 could not be found.")
+        ServerCreateRefused(
+            "HTTP 400",
+            status=400,
+            details="Network 55555555-5555-4555-8555-555555555555 could not be found.",
+        )
     ]
     with pytest.raises(
-        VMCreationFailed, match=r"'missing-1'\. Make sure you do not use subnet IDs"
+        VMCreationFailed,
+        match=r"'55555555-5555-4555-8555-555555555555'\. Make sure you do not use subnet IDs",
     ):
-        _create(call, {"d": {"type": "dynamic", "cloud_properties": {"net_id": "missing-1"}}})
+        _create(
+            call,
+            {
+                "d": {
+                    "type": "dynamic",
+                    "cloud_properties": {"net_id": "55555555-5555-4555-8555-555555555555"},
+                }
+            },
+        )
 
 
 def test_a_second_port_failure_removes_the_first():
@@ -386,7 +414,7 @@ def test_a_second_port_failure_removes_the_first():
         "second": {
             **MANUAL["private"],
             "ip": "10.1.0.5",
-            "cloud_properties": {"net_id": "net-2"},
+            "cloud_properties": {"net_id": "22222222-2222-4222-8222-222222222222"},
             "default": [],
         },
     }

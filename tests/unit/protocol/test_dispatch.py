@@ -58,7 +58,9 @@ def test_wrong_arity_lists_the_expected_arguments():
 
 
 def test_missing_config_is_a_cloud_error_naming_the_file():
-    response, stderr = _call("has_vm", ["vm-1"], request_id="cpi-42")
+    response, stderr = _call(
+        "has_vm", ["9f1c3a52-5d0e-4b8e-9a8c-2f4b6d7e8a10"], request_id="cpi-42"
+    )
     assert response["error"]["type"] == "Bosh::Clouds::CloudError"
     assert "/nonexistent/cpi.json" in response["error"]["message"]
     assert "[cpi-42]" in response["log"]
