@@ -7,10 +7,12 @@ import contextlib
 import http.server
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -329,3 +331,61 @@ def test_a_call_with_a_cached_token_imports_neither_requests_nor_keystoneauth(tm
         "GET /v2.1/servers/vm-1",
         "GET /v2.1/servers/vm-1",
     ]
+
+
+def _held_cpi(preexec_fn=None):
+    """A CPI process whose stdin stays open, as while the director is still writing."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-m", "bosh_openstack_cpi", "/nonexistent/cpi.json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=director_environment(),
+        preexec_fn=preexec_fn,  # only a signal mask: safe in the fork child
+    )
+
+
+def _signalled_answer(process):
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    response = json.loads(stdout)
+    assert response["result"] is None
+    assert response["error"]["type"] == "Bosh::Clouds::CloudError"
+    assert "stopped by a signal (SIGTERM or SIGINT) while starting" in response["error"]["message"]
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_request_is_read_is_answered(number):
+    process = _held_cpi()
+    time.sleep(1.0)  # long past start-up: the CPI waits for its request
+    process.send_signal(number)
+    _signalled_answer(process)
+
+
+def test_a_signal_during_start_up_is_answered():
+    """The signal arrives before the interpreter ran any of the CPI's code: blocked in the
+    child, it stays pending until __main__ has its handlers in and unblocks it."""
+
+    def block_signals():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    process = _held_cpi(block_signals)
+    process.send_signal(signal.SIGTERM)
+    _signalled_answer(process)
+
+
+def test_after_an_answer_is_written_a_signal_changes_nothing():
+    script = (
+        "import os, signal, sys\n"
+        "from bosh_openstack_cpi.cli import write_response\n"
+        "write_response(1, b'{\"result\": true, \"error\": null, \"log\": \"\"}')\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.stderr.write('still here')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, timeout=60, check=False
+    )
+    assert completed.returncode == 0
+    assert json.loads(completed.stdout)["result"] is True
+    assert completed.stderr == b"still here"

@@ -15,12 +15,13 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from bosh_openstack_cpi import cids
 from bosh_openstack_cpi.protocol import dispatch, redaction
 from bosh_openstack_cpi.protocol.errors import BOSH_ERROR_TYPES
 
@@ -76,11 +77,13 @@ plausible = {
 
 class RejectingKeystone(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    requests_seen: ClassVar[list[str]] = []
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
+        RejectingKeystone.requests_seen.append(f"{self.command} {self.path}")
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = b'{"error": {"code": 401, "title": "Unauthorized", "message": "nope"}}'
         self.send_response(401)
@@ -162,5 +165,49 @@ def test_random_arguments_never_escape_validation(name: str, config_path: Path) 
             assert isinstance(error["ok_to_retry"], bool)
             assert "failed unexpectedly" not in error["message"], (arguments, error["message"])
         assert CANARY not in raw.decode() + stderr.getvalue()
+
+    check()
+
+
+# Crafted cids (issue 11): an id, or anything, wrapped in what once reached other resources.
+crafted_cids = st.builds(
+    lambda before, core, after: before + core + after,
+    st.sampled_from(["", "../", "../../", "/", "%2e%2e/", "./", " ", "..%2F"]),
+    st.uuids().map(str) | st.text(max_size=20),
+    st.sampled_from(
+        ["", "/metadata/k", "?all_tenants=1", "#x", " ", "\n", "/", "/os-interface/p", "/.."]
+    ),
+)
+CID_POSITIONS = [
+    (name, position, arg)
+    for name, method in sorted(dispatch.METHODS.items())
+    if not method.unavailable
+    for position, (arg, _, _) in enumerate(method.args)
+    if arg in cids.KINDS
+]
+
+
+@pytest.mark.parametrize(("name", "position", "arg"), CID_POSITIONS)
+def test_crafted_cids_send_no_request(
+    name: str, position: int, arg: str, config_path: Path
+) -> None:
+    """Whatever the other arguments, a malformed cid is answered before any request (the
+    fake Keystone would see the token request of a call that went on)."""
+    method = dispatch.METHODS[name]
+
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.tuples(*(plausible[kind] for _, kind, _ in method.args)).map(list), crafted_cids)
+    def check(arguments: list[Any], cid: str) -> None:
+        assume(not cids.is_valid(arg, cid))
+        arguments[position] = cid
+        request = {"method": name, "arguments": arguments, "context": {"director_uuid": "f"}}
+        RejectingKeystone.requests_seen.clear()
+        raw = dispatch.handle(json.dumps(request).encode(), str(config_path), None, io.StringIO())
+        response = json.loads(raw)
+        assert RejectingKeystone.requests_seen == [], (arguments, response)
+        if method.absent_when_malformed:
+            assert response["result"] is False, (arguments, response)
+        else:
+            assert response["error"] is not None, (arguments, response)
 
     check()
