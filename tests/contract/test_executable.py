@@ -17,17 +17,31 @@ from typing import ClassVar
 
 import pytest
 
+from tests.release.job_templates import render_job
 from tools.cpi_process import CpiProcess, director_environment
 
 pytestmark = pytest.mark.contract
 
-REPO = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 INFO = {"method": "info", "arguments": [], "context": {"director_uuid": "d"}}
+# The job's spec-required properties: enough to render bin/cpi.
+JOB_PROPERTIES = {
+    "openstack": {
+        "auth_url": "https://keystone.example.com:5000/v3",
+        "default_key_name": "bosh",
+        "default_security_groups": ["bosh"],
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def bin_cpi() -> str:
+    """bin/cpi as the job's template renders it."""
+    return render_job(JOB_PROPERTIES).files["bin/cpi"]
 
 
 @pytest.fixture
-def bosh_tree(tmp_path: Path) -> Path:
+def bosh_tree(tmp_path: Path, bin_cpi: str) -> Path:
     """/var/vcap-like packages and jobs dirs, with bin/cpi rendered to point at them."""
     (tmp_path / "packages" / "bosh_openstack_cpi").mkdir(parents=True)
     (tmp_path / "packages" / "bosh_openstack_cpi" / "venv").symlink_to(VENV)
@@ -37,7 +51,7 @@ def bosh_tree(tmp_path: Path) -> Path:
         json.dumps({"cloud": {"plugin": "openstack", "properties": {"openstack": {}}}})
     )
     (config / "cacert.pem").write_text("")
-    rendered = (REPO / "bin" / "cpi").read_text().replace("/var/vcap", str(tmp_path))
+    rendered = bin_cpi.replace("/var/vcap", str(tmp_path))
     (tmp_path / "cpi").write_text(rendered)
     (tmp_path / "cpi").chmod(0o755)
     return tmp_path
@@ -64,9 +78,11 @@ def test_info_through_bin_cpi_with_a_wiped_environment(bosh_tree: Path):
     assert completed.stdout.count(b"\n") == 1  # one document, nothing else
 
 
-def test_create_env_style_environment_is_honoured(bosh_tree: Path, tmp_path: Path):
+def test_create_env_style_environment_is_honoured(bosh_tree: Path, bin_cpi: str):
     """`bosh create-env` passes BOSH_PACKAGES_DIR / BOSH_JOBS_DIR instead of /var/vcap."""
-    plain = (REPO / "bin" / "cpi").resolve()
+    plain = bosh_tree / "plain-cpi"
+    plain.write_text(bin_cpi)
+    plain.chmod(0o755)
     completed = subprocess.run(
         [str(plain)],
         input=json.dumps(INFO).encode(),
