@@ -187,3 +187,14 @@ def test_create_envs_properties_render_into_a_config_our_cpi_loads():
     assert config.load(rendered.cpi_json, {}) == CpiConfig(
         openstack=_expected_openstack(), agent={"mbus": "https://mbus:mbus-password@0.0.0.0:6868"}
     )
+
+
+def test_the_ops_files_variables_are_the_documented_ones():
+    named = set(re.findall(r"\(\(([\w.]+)\)\)", OPS_FILE.read_text()))
+    assert named == {
+        "python_cpi_release_url",
+        "python_cpi_release_sha1",
+        "python_cpi_release_version",
+    }
+    guide = (REPO / "docs" / "bosh-release.md").read_text()
+    assert all(f"-v {variable}=" in guide for variable in named)
