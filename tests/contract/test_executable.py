@@ -339,3 +339,27 @@ def test_a_call_with_a_cached_token_imports_neither_requests_nor_keystoneauth(tm
         "GET /v2.1/servers/vm-1",
         "GET /v2.1/servers/vm-1",
     ]
+
+
+def test_the_rendered_job_answers_a_cloud_call(tmp_path: Path):
+    """The whole job as BOSH lays it out: rendered bin/cpi, cpi.json and cacert.pem, the
+    package's venv, create-env's directory variables; has_vm against the fake cloud."""
+    packages, jobs = tmp_path / "packages", tmp_path / "jobs"
+    (packages / "bosh_openstack_cpi").mkdir(parents=True)
+    (packages / "bosh_openstack_cpi" / "venv").symlink_to(VENV)
+    request = {"method": "has_vm", "arguments": ["vm-1"], "context": {"director_uuid": "d"}}
+    with _fake_cloud_config(tmp_path, token_cache=False) as config:
+        openstack = json.loads(config.read_text())["cloud"]["properties"]["openstack"]
+        cpi = render_job({"openstack": {**JOB_PROPERTIES["openstack"], **openstack}}).install(jobs)
+        env = {"BOSH_PACKAGES_DIR": str(packages), "BOSH_JOBS_DIR": str(jobs)}
+        completed = subprocess.run(
+            [str(cpi)],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            env=director_environment(env),
+            check=False,
+            timeout=60,
+        )
+    response = json.loads(completed.stdout)
+    assert (response["result"], response["error"]) == (False, None)
+    assert _FakeCloud.paths == ["POST /v3/auth/tokens", "GET /v2.1/servers/vm-1"]
