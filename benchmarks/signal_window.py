@@ -64,7 +64,7 @@ def interpreter_start_ms(rounds: int) -> float:
 
 def measure(rounds: int) -> dict[float, int]:
     """Delay (ms) -> how many of `rounds` runs answered; delays interleaved per round."""
-    answered = dict.fromkeys(DELAYS_MS, 0)
+    answered: dict[float, int] = dict.fromkeys(DELAYS_MS, 0)
     for _ in range(rounds):
         for delay in DELAYS_MS:
             answered[delay] += answered_after(delay)

@@ -19,17 +19,34 @@ from typing import ClassVar
 
 import pytest
 
+from tests.release.job_templates import render_job
 from tools.cpi_process import CpiProcess, director_environment
 
 pytestmark = pytest.mark.contract
 
-REPO = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 INFO = {"method": "info", "arguments": [], "context": {"director_uuid": "d"}}
+# The job's spec-required properties: enough to render bin/cpi.
+JOB_PROPERTIES = {
+    "openstack": {
+        "auth_url": "https://keystone.example.com:5000/v3",
+        "default_key_name": "bosh",
+        "default_security_groups": ["bosh"],
+    }
+}
+
+# A server id in the right form that no cloud holds.
+MISSING_VM = "00000000-0000-4000-8000-00000000abcd"
+
+
+@pytest.fixture(scope="module")
+def bin_cpi() -> str:
+    """bin/cpi as the job's template renders it."""
+    return render_job(JOB_PROPERTIES).files["bin/cpi"]
 
 
 @pytest.fixture
-def bosh_tree(tmp_path: Path) -> Path:
+def bosh_tree(tmp_path: Path, bin_cpi: str) -> Path:
     """/var/vcap-like packages and jobs dirs, with bin/cpi rendered to point at them."""
     (tmp_path / "packages" / "bosh_openstack_cpi").mkdir(parents=True)
     (tmp_path / "packages" / "bosh_openstack_cpi" / "venv").symlink_to(VENV)
@@ -39,7 +56,7 @@ def bosh_tree(tmp_path: Path) -> Path:
         json.dumps({"cloud": {"plugin": "openstack", "properties": {"openstack": {}}}})
     )
     (config / "cacert.pem").write_text("")
-    rendered = (REPO / "bin" / "cpi").read_text().replace("/var/vcap", str(tmp_path))
+    rendered = bin_cpi.replace("/var/vcap", str(tmp_path))
     (tmp_path / "cpi").write_text(rendered)
     (tmp_path / "cpi").chmod(0o755)
     return tmp_path
@@ -66,9 +83,11 @@ def test_info_through_bin_cpi_with_a_wiped_environment(bosh_tree: Path):
     assert completed.stdout.count(b"\n") == 1  # one document, nothing else
 
 
-def test_create_env_style_environment_is_honoured(bosh_tree: Path, tmp_path: Path):
+def test_create_env_style_environment_is_honoured(bosh_tree: Path, bin_cpi: str):
     """`bosh create-env` passes BOSH_PACKAGES_DIR / BOSH_JOBS_DIR instead of /var/vcap."""
-    plain = (REPO / "bin" / "cpi").resolve()
+    plain = bosh_tree / "plain-cpi"
+    plain.write_text(bin_cpi)
+    plain.chmod(0o755)
     completed = subprocess.run(
         [str(plain)],
         input=json.dumps(INFO).encode(),
@@ -88,7 +107,7 @@ def test_create_env_style_environment_is_honoured(bosh_tree: Path, tmp_path: Pat
 def test_config_errors_come_back_as_one_response(bosh_tree: Path):
     request = {
         "method": "has_vm",
-        "arguments": ["00000000-0000-4000-8000-00000000abcd"],
+        "arguments": [MISSING_VM],
         "context": {"director_uuid": "d"},
     }
     completed = _director_run(bosh_tree, json.dumps(request).encode())
@@ -143,9 +162,7 @@ def test_sigterm_during_a_call_still_answers(tmp_path: Path):
             env=cpi.env,
         )
         assert process.stdin is not None
-        process.stdin.write(
-            json.dumps(cpi.request("has_vm", "00000000-0000-4000-8000-00000000abcd")).encode()
-        )
+        process.stdin.write(json.dumps(cpi.request("has_vm", MISSING_VM)).encode())
         process.stdin.close()
         process.stdin = None
         connection, _ = blackhole.accept()  # the CPI is now waiting for Keystone
@@ -267,7 +284,7 @@ def test_a_cloud_call_does_not_import_the_openstack_sdk(tmp_path: Path):
     keystoneauth alone (the SDK would be listed first)."""
     with _fake_cloud_config(tmp_path, token_cache=False) as config:
         output = _has_vm_in_process(config, tmp_path)
-    assert _FakeCloud.paths == ["POST /v3/auth/tokens", "GET /v2.1/servers/vm-1"]
+    assert _FakeCloud.paths == ["POST /v3/auth/tokens", f"GET /v2.1/servers/{MISSING_VM}"]
     assert output.rstrip().endswith("imported: ['keystoneauth1', 'requests', 'urllib3']")
 
 
@@ -287,7 +304,7 @@ HAS_VM_NEEDS_NONE_OF = (
 def _has_vm_in_process(config: Path, tmp_path: Path, env: dict[str, str] | None = None) -> str:
     """has_vm through the CLI in a fresh interpreter; its stderr ends with the heavy
     modules it imported."""
-    request = {"method": "has_vm", "arguments": ["vm-1"], "context": {"director_uuid": "d"}}
+    request = {"method": "has_vm", "arguments": [MISSING_VM], "context": {"director_uuid": "d"}}
     probe = (
         "import sys, io\n"
         "sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))\n"
@@ -327,9 +344,9 @@ def test_a_call_with_a_cached_token_imports_neither_requests_nor_keystoneauth(tm
     assert proxied.rstrip().endswith("imported: ['keystoneauth1', 'requests', 'urllib3']")
     assert _FakeCloud.paths == [
         "POST /v3/auth/tokens",
-        "GET /v2.1/servers/vm-1",
-        "GET /v2.1/servers/vm-1",
-        "GET /v2.1/servers/vm-1",
+        f"GET /v2.1/servers/{MISSING_VM}",
+        f"GET /v2.1/servers/{MISSING_VM}",
+        f"GET /v2.1/servers/{MISSING_VM}",
     ]
 
 
@@ -378,7 +395,7 @@ def test_after_an_answer_is_written_a_signal_changes_nothing():
     script = (
         "import os, signal, sys\n"
         "from bosh_openstack_cpi.cli import write_response\n"
-        "write_response(1, b'{\"result\": true, \"error\": null, \"log\": \"\"}')\n"
+        'write_response(1, b\'{"result": true, "error": null, "log": ""}\')\n'
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "os.kill(os.getpid(), signal.SIGINT)\n"
         "sys.stderr.write('still here')\n"
@@ -389,3 +406,27 @@ def test_after_an_answer_is_written_a_signal_changes_nothing():
     assert completed.returncode == 0
     assert json.loads(completed.stdout)["result"] is True
     assert completed.stderr == b"still here"
+
+
+def test_the_rendered_job_answers_a_cloud_call(tmp_path: Path):
+    """The whole job as BOSH lays it out: rendered bin/cpi, cpi.json and cacert.pem, the
+    package's venv, create-env's directory variables; has_vm against the fake cloud."""
+    packages, jobs = tmp_path / "packages", tmp_path / "jobs"
+    (packages / "bosh_openstack_cpi").mkdir(parents=True)
+    (packages / "bosh_openstack_cpi" / "venv").symlink_to(VENV)
+    request = {"method": "has_vm", "arguments": [MISSING_VM], "context": {"director_uuid": "d"}}
+    with _fake_cloud_config(tmp_path, token_cache=False) as config:
+        openstack = json.loads(config.read_text())["cloud"]["properties"]["openstack"]
+        cpi = render_job({"openstack": {**JOB_PROPERTIES["openstack"], **openstack}}).install(jobs)
+        env = {"BOSH_PACKAGES_DIR": str(packages), "BOSH_JOBS_DIR": str(jobs)}
+        completed = subprocess.run(
+            [str(cpi)],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            env=director_environment(env),
+            check=False,
+            timeout=60,
+        )
+    response = json.loads(completed.stdout)
+    assert (response["result"], response["error"]) == (False, None)
+    assert _FakeCloud.paths == ["POST /v3/auth/tokens", f"GET /v2.1/servers/{MISSING_VM}"]
