@@ -62,6 +62,26 @@ def glob_files(root: Path, pattern: str) -> list[Path]:
     return sorted(path for path in root.glob(pattern) if path.is_file())
 
 
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A files glob as a regex over relative paths, for blobs that are only listed in
+    config/blobs.yml (bosh-cli downloads those before globbing)."""
+    parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern)
+    wildcards = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wildcards.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def blob_paths_taken(spec: dict[str, Any], blob_paths: set[str]) -> set[str]:
+    taken = {
+        path
+        for pattern in spec.get("files") or []
+        for path in blob_paths
+        if glob_regex(pattern).match(path)
+    }
+    for pattern in spec.get("excluded_files") or []:
+        taken = {path for path in taken if not glob_regex(pattern).match(path)}
+    return taken
+
+
 def package_files(root: Path, spec: dict[str, Any]) -> dict[str, Path]:
     """Relative path in the compile target -> file, as bosh-cli assembles a package: src/
     first, then blobs/, minus `excluded_files`."""
@@ -99,12 +119,7 @@ def check_blobs(release: Release, package_specs: dict[str, dict[str, Any]]) -> N
     except ValueError as error:
         release.problem(blobs_yml, str(error))
         return
-    used = {
-        str(path.relative_to(blobs_dir))
-        for spec in package_specs.values()
-        for path in package_files(release.root, spec).values()
-        if path.is_relative_to(blobs_dir)
-    }
+    used = {path for spec in package_specs.values() for path in blob_paths_taken(spec, set(blobs))}
     for blob in blobs.values():
         where = f"config/blobs.yml: {blob.path}"
         if not (SHA256.match(blob.sha) or SHA1.match(blob.sha)):
@@ -132,7 +147,9 @@ def load_package_specs(release: Release) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def check_package(release: Release, directory: Path, spec: dict[str, Any], names: set[str]) -> None:
+def check_package(
+    release: Release, directory: Path, spec: dict[str, Any], names: set[str], blob_paths: set[str]
+) -> None:
     spec_path = directory / "spec"
     if spec.get("name") != directory.name:
         release.problem(spec_path, f"name {spec.get('name')!r} is not the directory's")
@@ -140,7 +157,8 @@ def check_package(release: Release, directory: Path, spec: dict[str, Any], names
         release.problem(directory, "has no packaging script")
     for pattern in spec.get("files") or []:
         bases = (release.root / "src", release.root / "blobs")
-        if not any(glob_files(base, pattern) for base in bases):
+        on_disk = any(glob_files(base, pattern) for base in bases)
+        if not on_disk and not blob_paths_taken({"files": [pattern]}, blob_paths):
             release.problem(spec_path, f"files: {pattern!r} matches nothing in src/ or blobs/")
     if "packaging" in package_files(release.root, spec):
         release.problem(spec_path, "files: takes a file named 'packaging' (bosh-cli refuses)")
@@ -218,8 +236,12 @@ def check(root: Path) -> list[str]:
     release = Release(root)
     check_final_yml(release)
     specs = load_package_specs(release)
+    try:
+        blob_paths = set(load_blobs(root / "config" / "blobs.yml"))
+    except ValueError:
+        blob_paths = set()  # check_blobs says why
     for name, spec in specs.items():
-        check_package(release, root / "packages" / name, spec, set(specs))
+        check_package(release, root / "packages" / name, spec, set(specs), blob_paths)
     check_dependency_cycles(release, specs)
     check_blobs(release, specs)
     for spec_path in sorted((root / "jobs").glob("*/spec")):
