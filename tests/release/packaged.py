@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from tools.blobs import REPO
-from tools.release_check import package_files
+from tools.release_check import glob_regex, package_files
 
 PYTHON_PACKAGE = "python-3.13"
 CPI_PACKAGE = "bosh_openstack_cpi"
@@ -50,10 +50,11 @@ def package_spec(name: str, release: Path = REPO) -> dict[str, Any]:
 
 
 def lay_out_compile_target(name: str, target: Path, release: Path = REPO) -> None:
-    files = package_files(release, package_spec(name, release))
-    missing = [str(p) for p in files.values() if not p.exists()]
-    if not files or missing:
-        raise PackagingFailed(f"{name}: no files or missing ones (run scripts/release): {missing}")
+    spec = package_spec(name, release)
+    files = package_files(release, spec)
+    for pattern in spec.get("files") or []:
+        if not any(glob_regex(pattern).match(relative) for relative in files):
+            raise PackagingFailed(f"{name}: nothing matches {pattern!r}: run scripts/release")
     for relative, source in files.items():
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
