@@ -142,3 +142,15 @@ def build_packages_root(directory: Path) -> Path:
     shutil.copytree(compiled_python(), packages / PYTHON_PACKAGE, symlinks=True)
     run_packaging(CPI_PACKAGE, packages, directory / "compile")
     return packages
+
+
+def venv_python(packages: Path) -> Path:
+    """The interpreter the job's bin/cpi starts."""
+    return packages / CPI_PACKAGE / "venv" / "bin" / "python"
+
+
+if __name__ == "__main__":
+    # python -m tests.release.packaged DIR: build DIR/packages, print the CPI's interpreter
+    import sys
+
+    print(venv_python(build_packages_root(Path(sys.argv[1]))))

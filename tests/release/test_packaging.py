@@ -11,16 +11,12 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from tests.release.packaged import CPI_PACKAGE, PYTHON_PACKAGE, package_spec
+from tests.release.packaged import CPI_PACKAGE, PYTHON_PACKAGE, package_spec, venv_python
 from tools.blobs import REPO
 from tools.release_check import package_files
 from tools.runtime_lock import read_lock
 
 INFO = json.dumps({"method": "info", "arguments": [], "context": {"director_uuid": "d"}})
-
-
-def venv_python(packages_root: Path) -> Path:
-    return packages_root / CPI_PACKAGE / "venv" / "bin" / "python"
 
 
 def run_packaged(packages_root: Path, *arguments: str, stdin: str = "") -> str:
