@@ -11,7 +11,14 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from tests.release.packaged import CPI_PACKAGE, PYTHON_PACKAGE, package_spec, venv_python
+from tests.release.packaged import (
+    CPI_PACKAGE,
+    PYTHON_PACKAGE,
+    compiled_python,
+    package_spec,
+    run_packaging,
+    venv_python,
+)
 from tools.blobs import REPO
 from tools.release_check import package_files
 from tools.runtime_lock import read_lock
@@ -136,3 +143,16 @@ def test_python_package_provides_the_bosh_package_python_release_files(
     )
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == str(python / "bin/python3")
+
+
+def test_the_venv_names_python_by_its_packages_dir_link(tmp_path: Path) -> None:
+    # A director's agent installs each package under /var/vcap/data/packages/<name>/<id>
+    # and links /var/vcap/packages/<name> to it: the venv must name the link.
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    (packages / PYTHON_PACKAGE).symlink_to(compiled_python())
+    run_packaging(CPI_PACKAGE, packages, tmp_path / "compile")
+    config = (packages / CPI_PACKAGE / "venv/pyvenv.cfg").read_text()
+    assert f"home = {packages / PYTHON_PACKAGE / 'bin'}\n" in config
+    stdout = run_packaged(packages, "-m", "bosh_openstack_cpi", "/nonexistent/cpi.json", stdin=INFO)
+    assert json.loads(stdout)["result"]["api_version"] == 2
