@@ -214,6 +214,11 @@ def template_properties(text: str) -> tuple[set[str], int]:
     return names, dynamic
 
 
+def declares(properties: set[str], name: str) -> bool:
+    """p("a") is also valid when the spec declares "a.b", "a.c": it returns them as a hash."""
+    return name in properties or any(p.startswith(f"{name}.") for p in properties)
+
+
 def check_job(release: Release, directory: Path, spec: dict[str, Any], packages: set[str]) -> None:
     spec_path = directory / "spec"
     if spec.get("name") != directory.name:
@@ -228,8 +233,9 @@ def check_job(release: Release, directory: Path, spec: dict[str, Any], packages:
             release.problem(spec_path, f"templates: {source!r} is not in templates/")
             continue
         used, _ = template_properties(template.read_text())
-        for name in sorted(used - properties):
-            release.problem(template, f"p/if_p uses {name!r}, which the spec does not declare")
+        for name in sorted(used):
+            if not declares(properties, name):
+                release.problem(template, f"p/if_p uses {name!r}, which the spec does not declare")
 
 
 def check(root: Path) -> list[str]:

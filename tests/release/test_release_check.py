@@ -173,3 +173,13 @@ def test_template_properties(template: str, names: set[str], dynamic: int) -> No
 )
 def test_glob_regex_for_listed_blobs(pattern: str, path: str, matches: bool) -> None:
     assert bool(glob_regex(pattern).match(path)) is matches
+
+
+def test_a_property_prefix_is_not_a_declared_hash_when_nothing_is_under_it(
+    release: Path,
+) -> None:
+    edit(release / "jobs/demo/templates/config.json.erb", 'p("demo.tls")', 'p("demo.tl")')
+    assert check(release) == [
+        "jobs/demo/templates/config.json.erb: p/if_p uses 'demo.tl', which the spec does not "
+        "declare"
+    ]
