@@ -215,8 +215,13 @@ def template_properties(text: str) -> tuple[set[str], int]:
 
 
 def declares(properties: set[str], name: str) -> bool:
-    """p("a") is also valid when the spec declares "a.b", "a.c": it returns them as a hash."""
-    return name in properties or any(p.startswith(f"{name}.") for p in properties)
+    """Whether p(name) finds a spec property: BOSH looks names up in the nested hash of the
+    declared properties, so p("a") returns "a.b" and "a.c" as a hash, and p("a.b.c")
+    looks inside the value of a declared hash property "a.b"."""
+    return any(
+        declared == name or declared.startswith(f"{name}.") or name.startswith(f"{declared}.")
+        for declared in properties
+    )
 
 
 def check_job(release: Release, directory: Path, spec: dict[str, Any], packages: set[str]) -> None:

@@ -183,3 +183,11 @@ def test_a_property_prefix_is_not_a_declared_hash_when_nothing_is_under_it(
         "jobs/demo/templates/config.json.erb: p/if_p uses 'demo.tl', which the spec does not "
         "declare"
     ]
+
+
+def test_a_name_inside_a_declared_property_needs_that_property(release: Path) -> None:
+    edit(release / "jobs/demo/templates/config.json.erb", '"demo.tls.ca.path"', '"demo.tlz.ca"')
+    assert check(release) == [
+        "jobs/demo/templates/config.json.erb: p/if_p uses 'demo.tlz.ca', which the spec does "
+        "not declare"
+    ]
