@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.disk_support import boot_servers, delete_servers, wait_until
+from tests.integration.disk_support import MISSING_ID, boot_servers, delete_servers, wait_until
 from tools.cpi_process import CpiProcess, CpiResult, director_environment
 from tools.request_log import LOG_LEVEL_ENV, requests_in
 
@@ -295,3 +295,18 @@ def test_an_id_of_another_kind_reaches_only_its_own_url(
         assert not any(other in path for other in others), f"{verb} {path}"
     if method in ("has_vm", "has_disk"):
         assert result.response["result"] is False
+
+
+def test_a_missing_disk_is_not_blamed_on_the_vm(
+    transport_cpi: CpiProcess, canaries: dict[str, str], before: dict[str, Any]
+) -> None:
+    """detach_disk of a disk that is gone succeeds (the reference's behaviour: nothing to
+    detach); attach_disk of one names the disk, not the VM that exists."""
+    vm = canaries["vm_a"]
+    detached = transport_cpi.call("detach_disk", vm, MISSING_ID)
+    assert detached.error is None, detached.error
+    attached = transport_cpi.call("attach_disk", vm, MISSING_ID)
+    assert attached.error is not None
+    assert attached.error["type"] == "Bosh::Clouds::DiskNotFound", attached.error
+    assert MISSING_ID in attached.error["message"]
+    assert vm not in attached.error["message"]

@@ -2,9 +2,12 @@
 
 The CPI checks every id's syntax before a call starts (cids.py); this module is the
 second wall, for ids that come from OpenStack's own answers and for any method added
-later. Each path segment is percent-quoted as a whole (a `/`, `?`, `#` or `%` inside an
-id stays inside it), and segments that HTTP clients would resolve (`.`, `..`) or that
-would name the collection instead of a member (empty) are refused. A list filter built
+later. Quoting alone is no wall: the services' WSGI servers decode `%2F` back into `/`
+before routing, so `/servers/%2F<id>` reached the server <id> (seen on the local cloud).
+So an id may hold only letters, digits, `-`, `_`, `.`, `~`, `:` and inner spaces (Nova's
+flavor ids may have those), nothing a server decodes into a separator, query or fragment;
+segments that HTTP clients resolve (`.`, `..`) or that would name the collection instead
+of a member (empty) are refused as well. A list filter built
 from an empty or missing value would match everything the credentials can see (Neutron's
 `ports?device_id=` lists every unbound port), so it is refused too. A test pins that the
 adapters build no URL and no filter any other way.
@@ -12,12 +15,14 @@ adapters build no URL and no filter any other way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
 from bosh_openstack_cpi.protocol.errors import CloudError
 
 _UNRESOLVABLE = frozenset({"", ".", ".."})
+_ID_SEGMENT = re.compile(r"[A-Za-z0-9._~:-]+(?: [A-Za-z0-9._~:-]+)*")
 
 
 class UnsafeRequest(CloudError):
@@ -26,17 +31,18 @@ class UnsafeRequest(CloudError):
 
 def path(template: str, *ids: str) -> str:
     """`template` (a constant such as "/servers/{}/metadata") with each `{}` replaced by
-    one id, quoted as a whole."""
+    one id (its inner spaces quoted)."""
     if template.count("{}") != len(ids):
         raise ValueError(f"{template!r} takes {template.count('{}')} ids, got {len(ids)}")
     quoted = []
     for value in ids:
-        if not isinstance(value, str) or value.strip() in _UNRESOLVABLE:
+        if not isinstance(value, str) or value in _UNRESOLVABLE or not _ID_SEGMENT.fullmatch(value):
             raise UnsafeRequest(
-                f"Refusing to send a request for {template} with id {value!r}: an id may not "
-                "be empty or a dot segment"
+                f"Refusing to send a request for {template} with id {value!r}: an id may "
+                "hold only letters, digits, '-', '_', '.', '~', ':' and inner spaces, and "
+                "may not be empty or a dot segment"
             )
-        quoted.append(quote(value, safe=""))
+        quoted.append(quote(value, safe=":"))
     return template.format(*quoted)
 
 
