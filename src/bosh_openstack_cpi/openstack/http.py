@@ -173,12 +173,23 @@ _BY_STATUS: dict[int, type[HttpException]] = {
 
 
 def raise_from_response(response: Response) -> None:
-    """Raise the HttpException matching an error answer (status 400 and above)."""
+    """Raise the HttpException matching an error answer: status 400 and above, and a
+    redirect the transport did not follow (3xx), which did not do what was asked."""
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return
     request = response.request
     where = f" for {request.method} {request.url}" if request is not None else ""
+    if status < 400:
+        location = response.headers.get("location") or "none given"
+        raise HttpException(
+            f"Redirect HTTP {status}{where} not followed (Location: {location}); the request "
+            "was not carried out: check the endpoint URLs in the Keystone catalog",
+            status_code=status,
+            details=service_message(response),
+            request_id=None,
+            response=response,
+        )
     kind = "Client Error" if status < 500 else "Server Error"
     request_id = next(
         (response.headers[h] for h in REQUEST_ID_HEADERS if response.headers.get(h)), None

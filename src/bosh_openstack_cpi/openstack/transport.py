@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from http import client as httpclient
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.openstack import http
@@ -146,6 +146,17 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
+# keystoneauth's redirect handling: the statuses it follows, and its default limit.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 305, 307, 308})
+MAX_REDIRECTS = 30
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
 class Session:
     """Sends requests with one token; one kept-alive connection per host."""
 
@@ -170,6 +181,26 @@ class Session:
         self._connections.clear()
 
     def send(
+        self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None
+    ) -> Response:
+        """One request, following redirects as keystoneauth does (the same method and body
+        at the new Location, up to 30 times), but only within the same scheme, host and
+        port: the token is not sent elsewhere. A redirect not followed is returned as it
+        is, and http.raise_from_response makes it an error."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._send_once(method, url, headers=headers, body=body)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                return response
+            target = urljoin(url, location)
+            if _origin(target) != _origin(url):
+                log.warning("Not following a redirect from %s to another host: %s", url, target)
+                return response
+            log.debug("Following HTTP %s from %s to %s", response.status_code, url, target)
+            url = target
+        return response
+
+    def _send_once(
         self, method: str, url: str, *, headers: Mapping[str, str], body: bytes | None
     ) -> Response:
         parts = urlsplit(url)

@@ -30,12 +30,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
+    def do_PUT(self) -> None:
+        self._handle()
+
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.seen.append(
             {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
         )
+        if self.path.startswith("/v2.1/redirect"):
+            self._redirect()
+            return
         if self.path.startswith("/v2.1/slow"):
             time.sleep(1.0)
         if self.path.startswith("/v2.1/reset"):
@@ -57,6 +63,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _redirect(self) -> None:
+        """/v2.1/redirect-<to>: 307 to /v2.1/ok (same host), to another host, to itself,
+        or without a Location."""
+        target = {
+            "/v2.1/redirect-same": "/v2.1/ok-moved",
+            "/v2.1/redirect-away": f"http://127.0.0.2:{self.server.server_address[1]}/v2.1/ok",
+            "/v2.1/redirect-loop": "/v2.1/redirect-loop",
+        }.get(self.path)
+        self.send_response(307 if target else 302)
+        if target:
+            self.send_header("Location", target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -384,3 +404,32 @@ def test_query_parameters_as_requests_encodes_them(server):
     )
     services.compute.request("/servers/detail", "GET", params={"a": ["1", "2"], "b": None})
     assert _Handler.seen[-1]["path"] == "/v2.1/servers/detail?a=1&a=2"
+
+
+def test_a_redirect_on_the_same_host_is_followed_with_the_same_method_and_body(server):
+    services, _, _ = _services(server)
+    response = services.compute.request("/redirect-same", "PUT", json={"server": {"name": "n"}})
+    assert response.status_code == 200
+    assert [(r["method"], r["path"], r["body"]) for r in _Handler.seen] == [
+        ("PUT", "/v2.1/redirect-same", b'{"server": {"name": "n"}}'),
+        ("PUT", "/v2.1/ok-moved", b'{"server": {"name": "n"}}'),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/redirect-none", 1),  # no Location: nothing to follow
+        ("/redirect-away", 1),  # another host: the token stays here
+        ("/redirect-loop", transport.MAX_REDIRECTS + 1),
+    ],
+)
+def test_a_redirect_not_followed_is_an_error_not_a_success(server, path, sent):
+    services, _, _ = _services(server)
+    response = services.compute.request(path, "POST", json={"metadata": {"k": "v"}})
+    assert response.status_code in (302, 307)
+    with pytest.raises(os_http.HttpException, match="not followed") as raised:
+        os_http.raise_from_response(response)
+    assert raised.value.status_code == response.status_code
+    assert len(_Handler.seen) == sent
+    assert all(r["headers"]["Host"].startswith("127.0.0.1") for r in _Handler.seen)
