@@ -91,23 +91,42 @@ def create_disk(
         zone = server.get("OS-EXT-AZ:availability_zone") or None
     volumes = call.cloud.volume
     name = f"volume-{uuid.uuid4()}"
-    with SignalsDeferred() as signals:  # a SIGTERM now would lose the new volume
-        volume_id = volumes.create_volume(
-            name=name,
-            size_gib=size_gib,
-            volume_type=volume_type,
-            availability_zone=zone,
-            metadata={DIRECTOR_UUID_KEY: call.director_uuid},
+    volume_id: str | None = None
+    try:
+        # A SIGTERM during the POST would lose the new volume: it is held back until the
+        # id is known, and raised inside this `try`, whose handler removes the volume.
+        with SignalsDeferred() as signals:
+            volume_id = volumes.create_volume(
+                name=name,
+                size_gib=size_gib,
+                volume_type=volume_type,
+                availability_zone=zone,
+                metadata={DIRECTOR_UUID_KEY: call.director_uuid},
+            )
+        signals.deliver()
+        log.info(
+            "Creating volume %s (%s, %d GiB, type %s, zone %s)",
+            volume_id,
+            name,
+            size_gib,
+            volume_type or "Cinder's default",
+            zone or "Cinder's default",
         )
-    log.info(
-        "Creating volume %s (%s, %d GiB, type %s, zone %s)",
-        volume_id,
-        name,
-        size_gib,
-        volume_type or "Cinder's default",
-        zone or "Cinder's default",
-    )
+        _wait_until_available(volumes, volume_id)
+    except CloudError as error:
+        if volume_id is None:
+            raise
+        raise CloudError(error.message + _removal(volumes, volume_id, call)) from None
+    except KeyboardInterrupt:  # SIGTERM from the director: leave nothing behind
+        if volume_id is not None:
+            log.warning(
+                "Interrupted: removing volume %s%s", volume_id, _removal(volumes, volume_id, call)
+            )
+        raise
+    return volume_id
 
+
+def _wait_until_available(volumes: Volume, volume_id: str) -> None:
     def failure(state: VolumeState | None) -> str | None:
         if state is None:
             return "the volume disappeared"
@@ -115,22 +134,12 @@ def create_disk(
             return _with_reason(volumes, volume_id, f"Cinder put it in status {state.status}")
         return None
 
-    try:
-        signals.deliver()
-        volumes.wait_for_volume(
-            volume_id,
-            f"volume '{volume_id}' to become available",
-            lambda state: state is not None and state.status == "available",
-            failure,
-        )
-    except CloudError as error:
-        raise CloudError(error.message + _removal(volumes, volume_id, call)) from None
-    except KeyboardInterrupt:  # SIGTERM from the director: leave nothing behind
-        log.warning(
-            "Interrupted: removing volume %s%s", volume_id, _removal(volumes, volume_id, call)
-        )
-        raise
-    return volume_id
+    volumes.wait_for_volume(
+        volume_id,
+        f"volume '{volume_id}' to become available",
+        lambda state: state is not None and state.status == "available",
+        failure,
+    )
 
 
 def _removal(volumes: Volume, volume_id: str, call: Call) -> str:

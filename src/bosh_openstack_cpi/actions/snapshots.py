@@ -56,20 +56,40 @@ def snapshot_disk(call: Call, disk_cid: str, metadata: dict[str, Any] | None = N
     tags = sanitize_metadata(snapshot_metadata(metadata))
     tags[DIRECTOR_UUID_KEY] = call.director_uuid
     name = f"snapshot-{uuid.uuid4()}"
+    snapshot_id: str | None = None
     try:
-        with SignalsDeferred() as signals:  # a SIGTERM now would lose the new snapshot
+        # A SIGTERM during the POST would lose the new snapshot: it is held back until the
+        # id is known, and raised inside this `try`, whose handler removes the snapshot.
+        with SignalsDeferred() as signals:
             snapshot_id = volumes.create_snapshot(
                 volume_id=disk_cid,
                 name=name,
                 description=snapshot_description(metadata, device),
                 metadata=tags,
             )
-    except Refused as refused:
+        signals.deliver()
+        log.info("Creating snapshot %s (%s) of disk %s", snapshot_id, name, disk_cid)
+        _wait_until_available(volumes, snapshot_id, disk_cid)
+    except Refused as refused:  # nothing was created
         raise CloudError(
             f"Cannot snapshot disk '{disk_cid}' ({state.describe()}): {refused.detail}"
         ) from None
-    log.info("Creating snapshot %s (%s) of disk %s", snapshot_id, name, disk_cid)
+    except CloudError as error:
+        if snapshot_id is None:
+            raise
+        raise CloudError(error.message + _removal(volumes, snapshot_id, call)) from None
+    except KeyboardInterrupt:  # SIGTERM from the director: leave nothing behind
+        if snapshot_id is not None:
+            log.warning(
+                "Interrupted: removing snapshot %s%s",
+                snapshot_id,
+                _removal(volumes, snapshot_id, call),
+            )
+        raise
+    return snapshot_id
 
+
+def _wait_until_available(volumes: Volume, snapshot_id: str, disk_cid: str) -> None:
     def failure(snapshot: SnapshotState | None) -> str | None:
         if snapshot is None:
             return "the snapshot disappeared"
@@ -79,22 +99,12 @@ def snapshot_disk(call: Call, disk_cid: str, metadata: dict[str, Any] | None = N
             return f"{text} (Cinder: {reason})" if reason else text
         return None
 
-    try:
-        signals.deliver()
-        volumes.wait_for_snapshot(
-            snapshot_id,
-            f"snapshot '{snapshot_id}' of disk '{disk_cid}' to become available",
-            lambda snapshot: snapshot is not None and snapshot.status == "available",
-            failure,
-        )
-    except CloudError as error:
-        raise CloudError(error.message + _removal(volumes, snapshot_id, call)) from None
-    except KeyboardInterrupt:  # SIGTERM from the director: leave nothing behind
-        log.warning(
-            "Interrupted: removing snapshot %s%s", snapshot_id, _removal(volumes, snapshot_id, call)
-        )
-        raise
-    return snapshot_id
+    volumes.wait_for_snapshot(
+        snapshot_id,
+        f"snapshot '{snapshot_id}' of disk '{disk_cid}' to become available",
+        lambda snapshot: snapshot is not None and snapshot.status == "available",
+        failure,
+    )
 
 
 def _removal(volumes: Volume, snapshot_id: str, call: Call) -> str:

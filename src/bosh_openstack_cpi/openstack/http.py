@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 REQUEST_ID_HEADERS = ("x-openstack-request-id", "x-compute-request-id")
+# The redirects keystoneauth follows (and the stdlib transport, on the same host).
+REDIRECT_STATUSES = frozenset({301, 302, 303, 305, 307, 308})
 
 
 class Headers(Protocol):
@@ -174,9 +176,10 @@ _BY_STATUS: dict[int, type[HttpException]] = {
 
 def raise_from_response(response: Response) -> None:
     """Raise the HttpException matching an error answer: status 400 and above, and a
-    redirect the transport did not follow (3xx), which did not do what was asked."""
+    redirect the transport did not follow, which did not do what was asked. (300 Multiple
+    Choices is a version document's answer, not a redirect.)"""
     status = response.status_code
-    if status < 300:
+    if status < 400 and status not in REDIRECT_STATUSES:
         return
     request = response.request
     where = f" for {request.method} {request.url}" if request is not None else ""

@@ -146,8 +146,7 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
-# keystoneauth's redirect handling: the statuses it follows, and its default limit.
-REDIRECT_STATUSES = frozenset({301, 302, 303, 305, 307, 308})
+# keystoneauth's default limit of redirects followed.
 MAX_REDIRECTS = 30
 
 
@@ -190,7 +189,7 @@ class Session:
         for _ in range(MAX_REDIRECTS + 1):
             response = self._send_once(method, url, headers=headers, body=body)
             location = response.headers.get("location")
-            if response.status_code not in REDIRECT_STATUSES or not location:
+            if response.status_code not in http.REDIRECT_STATUSES or not location:
                 return response
             target = urljoin(url, location)
             if _origin(target) != _origin(url):

@@ -14,6 +14,7 @@ from bosh_openstack_cpi.actions import disks
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.volume import Attachment, Refused, VolumeState
 from bosh_openstack_cpi.protocol.errors import CloudError, NotSupported
+from bosh_openstack_cpi.signals import SignalsDeferred
 
 VM = "vm-1"
 DISK = "disk-1"
@@ -183,4 +184,22 @@ def test_a_signal_during_the_create_request_still_removes_the_new_volume():
 
     with pytest.raises(KeyboardInterrupt):
         disks.create_disk(call_with(Interrupted(state())), 1024, {}, None)
+    assert removed == [DISK]
+
+
+def test_a_signal_right_after_the_create_request_still_removes_the_new_volume(monkeypatch):
+    """A signal that arrives the moment the held-back signals are let through again (the
+    CPI's first instruction after the request) is inside the block that removes."""
+    removed: list[str] = []
+
+    class Watched(FakeVolumes):
+        def remove_volume(self, volume_id: str, *, timeout: float) -> None:
+            removed.append(volume_id)
+
+    def exit_then_signal(self: Any, *exc: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SignalsDeferred, "__exit__", exit_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        disks.create_disk(call_with(Watched(state())), 1024, {}, None)
     assert removed == [DISK]

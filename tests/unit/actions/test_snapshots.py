@@ -14,6 +14,7 @@ from bosh_openstack_cpi.actions import snapshots
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.volume import Attachment, SnapshotState, VolumeState
 from bosh_openstack_cpi.protocol.errors import CloudError, DiskNotFound
+from bosh_openstack_cpi.signals import SignalsDeferred
 
 DIRECTOR_METADATA = {
     "director_name": "bosh-1",
@@ -122,6 +123,20 @@ def test_a_signal_during_the_create_request_still_removes_the_new_snapshot():
             return super().create_snapshot(**attributes)
 
     volumes = Interrupted(volume(), "available")
+    with pytest.raises(KeyboardInterrupt):
+        snapshots.snapshot_disk(call_with(volumes), "disk-1", {})
+    assert volumes.removed == ["snap-1"]
+
+
+def test_a_signal_right_after_the_create_request_still_removes_the_new_snapshot(monkeypatch):
+    """A signal that arrives the moment the held-back signals are let through again is
+    inside the block that removes the snapshot."""
+
+    def exit_then_signal(self: Any, *exc: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SignalsDeferred, "__exit__", exit_then_signal)
+    volumes = FakeVolumes(volume(), "available")
     with pytest.raises(KeyboardInterrupt):
         snapshots.snapshot_disk(call_with(volumes), "disk-1", {})
     assert volumes.removed == ["snap-1"]

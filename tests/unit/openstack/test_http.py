@@ -41,6 +41,12 @@ def test_success_raises_nothing():
     http.raise_from_response(_answer(300, text=""))  # Glance's version document
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 305, 307, 308])
+def test_a_redirect_not_followed_is_an_error(status):
+    with pytest.raises(http.HttpException, match=f"Redirect HTTP {status} .*not followed"):
+        http.raise_from_response(_answer(status, text=""))
+
+
 @pytest.mark.parametrize(
     ("status", "kind"),
     [

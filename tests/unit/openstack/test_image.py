@@ -170,7 +170,7 @@ def test_a_redirect_is_not_followed_with_the_consumed_body(glance, requests_mock
         f"{IMAGES}/{IMAGE_ID}/file", status_code=307, headers={"Location": f"{GLANCE}/elsewhere"}
     )
     requests_mock.put(f"{GLANCE}/elsewhere", status_code=204)
-    with pytest.raises(CloudError, match="unexpected answer HTTP 307"):
+    with pytest.raises(CloudError, match=r"HTTP 307 .* not followed"):
         glance.upload(IMAGE_ID, _chunks(DATA), len(DATA))
     assert len(_puts(requests_mock)) == 1
 

@@ -67,9 +67,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _redirect(self) -> None:
         """/v2.1/redirect-<to>: 307 to /v2.1/ok (same host), to another host, to itself,
         or without a Location."""
+        port = self.headers["Host"].rsplit(":", 1)[1]
         target = {
             "/v2.1/redirect-same": "/v2.1/ok-moved",
-            "/v2.1/redirect-away": f"http://127.0.0.2:{self.server.server_address[1]}/v2.1/ok",
+            "/v2.1/redirect-away": f"http://127.0.0.2:{port}/v2.1/ok",
             "/v2.1/redirect-loop": "/v2.1/redirect-loop",
         }.get(self.path)
         self.send_response(307 if target else 302)
