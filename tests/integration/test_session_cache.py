@@ -6,13 +6,19 @@ import json
 import stat
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.faults import faulty_cloud, proxied_auth_url
+from tools import fault_proxy as fp
 from tools.cpi_process import CpiProcess
 from tools.request_log import LOG_LEVEL_ENV, requests_in
+
+# The director's default number of threads (director.max_threads), each a CPI call.
+BURST = 32
 
 
 @pytest.fixture
@@ -117,3 +123,26 @@ def test_cache_can_be_switched_off(cached_cpi: Callable[..., CpiProcess], tmp_pa
     results = [cpi.call("has_vm", str(uuid.uuid4())) for _ in range(2)]
     assert [_token_requests(r.stderr) for r in results] == [1, 1]
     assert _cache_files(tmp_path) == []
+
+
+def test_a_burst_on_a_cold_cache_costs_one_token(
+    cached_cpi: Callable[..., CpiProcess], tmp_path: Path, admin: Any, cloud: dict[str, Any]
+):
+    """The director starts up to 32 CPI calls at once: on a cold cache (no salt, no file)
+    the first fetches the token, the others wait for it and use it. Keystone answers each
+    token request 2 s late (the fault proxy), so that every call reaches the point where
+    it would fetch one before the first has saved it."""
+    plan = fp.FaultPlan().when(fp.slow(2.0), path_contains="/auth/tokens", times=BURST)
+    with faulty_cloud(admin, cloud, plan) as proxy:
+        cpi = cached_cpi(auth_url=proxied_auth_url(proxy, cloud))
+        with ThreadPoolExecutor(BURST) as pool:
+            calls = pool.map(lambda _: cpi.call("has_vm", str(uuid.uuid4())), range(BURST))
+            results = list(calls)
+        token_requests = [r for r in proxy.records if r.path.endswith("/auth/tokens")]
+    assert [r.error for r in results if r.error] == []
+    assert len(token_requests) == 1
+    assert sum(_token_requests(r.stderr) for r in results) == 1
+    [cache] = _cache_files(tmp_path)
+    document = json.loads(cache.read_text())  # complete, not torn
+    assert json.loads(document["auth_state"])["auth_token"]
+    assert not list(cache.parent.glob(".tmp-*"))

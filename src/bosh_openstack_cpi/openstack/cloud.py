@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import http, transport
-from bosh_openstack_cpi.openstack.session_cache import SessionCache
+from bosh_openstack_cpi.openstack.session_cache import LOCK_WAIT_SECONDS, SessionCache
 
 if TYPE_CHECKING:
     from bosh_openstack_cpi.openstack.compute import Compute
@@ -73,8 +73,7 @@ class Cloud:
 
             return keystone.connect(config, verify, cache, reuse=reuse)
 
-        state = cache.read() if cache is not None else None
-        if state is not None and transport.usable_token(state) and transport.environment_allows():
+        def fast(state: dict[str, Any]) -> Cloud:
             log.debug("Reusing the cached Keystone token (stdlib transport)")
             session = transport.Session(
                 str(state["auth_token"]),
@@ -82,7 +81,7 @@ class Cloud:
                 timeout=config.connection.http_timeout,
                 connect_timeout=config.connection.connect_timeout,
             )
-            fast = transport.FastServices(
+            services = transport.FastServices(
                 str(state["auth_token"]),
                 state["body"],
                 state["discovery"],
@@ -91,7 +90,26 @@ class Cloud:
                 session=session,
                 keystoneauth=keystoneauth,
             )
-            return cls(fast, config, cache, keystoneauth=lambda: fast.keystoneauth)
+            return cls(services, config, cache, keystoneauth=lambda: services.keystoneauth)
+
+        state = cache.read() if cache is not None else None
+        fast_allowed = transport.environment_allows()
+        if state is not None and transport.usable_token(state):
+            if fast_allowed:
+                return fast(state)
+        elif cache is not None:
+            # No usable token: calls started together (the director runs many at once)
+            # would each fetch one. The first fetches and saves it; the others wait for it
+            # and use it.
+            with cache.exclusive(wait=LOCK_WAIT_SECONDS):
+                state = cache.read()
+                if state is not None and transport.usable_token(state) and fast_allowed:
+                    return fast(state)
+                connection = keystoneauth(True)
+                from bosh_openstack_cpi.openstack import keystone
+
+                keystone.save(connection, cache)
+            return cls(connection, config, cache, keystoneauth=lambda: connection)
         connection = keystoneauth(True)
         return cls(connection, config, cache, keystoneauth=lambda: connection)
 

@@ -12,6 +12,10 @@ keeps both in one private file per set of credentials:
   keystoneauth fetches a new one and the cache is rewritten;
 - `read` gives the stdlib transport (openstack/transport.py) the token, its catalog and
   the discovery data without importing keystoneauth;
+- the director starts many calls at once (32 threads by default): writes, and the
+  fetching of a new token on a cold cache, happen under an exclusive lock on
+  `session-<name>.lock`, so a burst costs one token request and no write is lost; a token
+  is never replaced by one that expires sooner; files unused for a week are removed;
 - `openstack.token_cache: false` turns all of this off.
 """
 
@@ -23,6 +27,8 @@ import json
 import logging
 import os
 import stat
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from bosh_openstack_cpi.config import OpenStackConfig
@@ -34,6 +40,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# How long a call waits for another one's read-modify-write of the cache file, or for the
+# token another call is fetching (a Keystone request: well under this).
+LOCK_WAIT_SECONDS = 30.0
+# Cache files (and their locks) untouched this long are removed when a token is saved.
+UNUSED_SECONDS = 7 * 24 * 3600
 
 
 def cache_directory() -> str:
@@ -67,17 +78,37 @@ def _private_directory(path: str) -> bool:
 
 
 def _salt(directory: str) -> bytes:
+    """The directory's salt, created exclusively: processes started together agree on it
+    (two salts would give two cache files for the same credentials)."""
     path = os.path.join(directory, "salt")
+    for _ in range(50):
+        try:
+            with open(path, "rb") as handle:
+                salt = handle.read()
+            if len(salt) >= 16:
+                return salt
+        except FileNotFoundError:
+            if _create_exclusively(path, os.urandom(32)):  # secrets.token_bytes, cheaper
+                continue
+        time.sleep(0.01)  # another process is creating it, or an old short file: wait
+    raise OSError(f"no usable salt in {path}")
+
+
+def _create_exclusively(path: str, data: bytes) -> bool:
+    """Write `data` to a new file at `path` in one step; False when `path` exists."""
+    import tempfile
+
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
-        with open(path, "rb") as handle:
-            salt = handle.read()
-        if len(salt) >= 16:
-            return salt
-    except OSError:
-        pass
-    salt = os.urandom(32)  # what secrets.token_bytes returns, without its imports
-    _write_private(path, salt)
-    return salt
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.link(temporary, path)  # fails when another process was first
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 def _write_private(path: str, data: bytes) -> None:
@@ -129,6 +160,26 @@ class SessionCache:
             log.warning("Token cache disabled: %s", error)
             return
         self._path = os.path.join(directory, f"session-{name}.json")
+        self._held = False
+
+    @contextlib.contextmanager
+    def exclusive(self, wait: float) -> Iterator[bool]:
+        """Hold the cache's lock for a read-modify-write, waiting `wait` seconds at most
+        (then the caller goes on without it: better two tokens than a stuck call). Yields
+        whether the lock is held. Re-entrant within the process."""
+        if self._path is None or self._held:
+            yield self._held
+            return
+        descriptor = _open_lock(self._path.removesuffix(".json") + ".lock")
+        try:
+            self._held = descriptor is not None and _flock(descriptor, wait)
+            if not self._held:
+                log.warning("Token cache busy for %.0f s: going on without its lock", wait)
+            yield self._held
+        finally:
+            self._held = False
+            if descriptor is not None:
+                os.close(descriptor)  # releases the lock
 
     def _document(self) -> dict[str, Any] | None:
         """The cache file's JSON document in this format; None without a readable one."""
@@ -175,25 +226,46 @@ class SessionCache:
         return True
 
     def save(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> None:
+        """Write the token and discovery when they changed; a cached token that expires
+        later than ours (another call's, fetched meanwhile) stays, with our discovery
+        added to it."""
         if self._path is None or auth.get_auth_state() is None:
             return
         current = _snapshot(auth, session)
         if current == self._loaded:
             return
-        try:
-            _write_private(self._path, current.encode())
-        except OSError as error:
-            log.warning("Could not update the token cache: %s", error.strerror)
+        with self.exclusive(wait=LOCK_WAIT_SECONDS):
+            ours = json.loads(current)
+            theirs = self._document()
+            if theirs is not None and _expires_at(theirs) > _expires_at(ours):
+                log.debug("The cache holds a newer token: keeping it")
+                self._merge_discovery(theirs, ours["discovery"])
+                return
+            try:
+                _write_private(self._path, current.encode())
+            except OSError as error:
+                log.warning("Could not update the token cache: %s", error.strerror)
+                return
+            self._loaded = current
+        _prune(os.path.dirname(self._path))
 
     def add_discovery(self, learned: dict[str, Any]) -> None:
         """Add version discovery done without keystoneauth (the stdlib transport's) to the
         cached file, leaving its token as it is."""
-        document = self._document()
-        if self._path is None or document is None or not learned:
+        if self._path is None or not learned:
             return
-        if not isinstance(document.get("discovery"), dict):
+        with self.exclusive(wait=LOCK_WAIT_SECONDS):
+            document = self._document()
+            if document is not None:
+                self._merge_discovery(document, learned)
+
+    def _merge_discovery(self, document: dict[str, Any], learned: dict[str, Any]) -> None:
+        discovery = document.get("discovery")
+        if self._path is None or not isinstance(discovery, dict) or not learned:
             return
-        document["discovery"].update(learned)
+        if all(discovery.get(url) == versions for url, versions in learned.items()):
+            return
+        discovery.update(learned)
         try:
             _write_private(self._path, json.dumps(document, sort_keys=True).encode())
         except OSError as error:
@@ -237,3 +309,54 @@ def _snapshot(auth: identity_base.BaseIdentityPlugin, session: ksa_session.Sessi
         },
         sort_keys=True,
     )
+
+
+def _open_lock(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        log.warning("Token cache lock %s unusable: %s", path, error.strerror)
+        return None
+
+
+def _flock(descriptor: int, wait: float) -> bool:
+    import fcntl
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+def _expires_at(document: dict[str, Any]) -> str:
+    """The token's expiry as Keystone wrote it (ISO 8601, UTC: ordered as text); "" when
+    the document has none."""
+    try:
+        state = json.loads(document["auth_state"])
+        return str(state["body"]["token"]["expires_at"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+def _prune(directory: str) -> None:
+    """Remove cache files no call used for a week (credentials rotated away), with their
+    locks. A lock file's age says nothing (it is never written), so it goes only with its
+    cache file."""
+    cutoff = time.time() - UNUSED_SECONDS
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith("session-") and name.endswith(".json")):
+            continue
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_mtime < cutoff:
+                os.unlink(path)
+                os.unlink(path.removesuffix(".json") + ".lock")

@@ -3,8 +3,11 @@ Reuse across real CPI processes is in tests/integration/test_session_cache.py.""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,97 @@ def test_the_cache_lives_where_tempfile_would_put_it(tmpdir, tmp_path, monkeypat
         monkeypatch.setenv("TMPDIR", str(tmp_path / "nowhere"))
     monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile decides again
     assert session_cache._temporary_root() == tempfile.gettempdir()
+
+
+def _auth_state(expires_at: str, token: str) -> str:
+    return json.dumps({"auth_token": token, "body": {"token": {"expires_at": expires_at}}})
+
+
+class _Auth:
+    """What save() reads of keystoneauth's auth plugin."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def get_auth_state(self) -> str:
+        return self.state
+
+
+class _Session:
+    def __init__(self) -> None:
+        self._discovery_cache: dict[str, object] = {}
+
+
+def test_a_token_is_never_replaced_by_one_that_expires_sooner(cache):
+    _write(cache, {})
+    path = Path(str(cache._path))
+    newer = _auth_state("2099-01-02T00:00:00.000000Z", "newer")
+    document = json.loads(path.read_text())
+    document["auth_state"] = newer
+    path.write_text(json.dumps(document))
+    cache.save(_Auth(_auth_state("2099-01-01T00:00:00.000000Z", "older")), _Session())
+    assert cache.read()["auth_token"] == "newer"
+    cache.save(_Auth(_auth_state("2099-01-03T00:00:00.000000Z", "newest")), _Session())
+    assert cache.read()["auth_token"] == "newest"
+
+
+def test_the_lock_excludes_another_cache_object_and_its_wait_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    config = OpenStackConfig(auth_url="http://k/v3", api_key="pw")
+    first, second = session_cache.SessionCache(config), session_cache.SessionCache(config)
+    with first.exclusive(wait=1) as held:
+        assert held
+        with first.exclusive(wait=1) as again:  # re-entrant in the same call
+            assert again
+        started = time.monotonic()
+        with second.exclusive(wait=0.3) as other:
+            assert not other
+        assert 0.3 <= time.monotonic() - started < 2
+    with second.exclusive(wait=0.3) as other:
+        assert other
+
+
+def test_processes_started_together_agree_on_one_salt(tmp_path):
+    directory = str(tmp_path)
+    with concurrent.futures.ProcessPoolExecutor(8) as pool:
+        salts = set(pool.map(session_cache._salt, [directory] * 32))
+    assert len(salts) == 1
+    assert (tmp_path / "salt").read_bytes() in salts
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_cache_files_unused_for_a_week_are_removed(cache, tmp_path):
+    directory = Path(str(cache._path)).parent
+    old = directory / "session-old.json"
+    old.write_text("{}")
+    (directory / "session-old.lock").write_text("")
+    week_ago = time.time() - session_cache.UNUSED_SECONDS - 60
+    os.utime(old, (week_ago, week_ago))
+    cache.save(_Auth(_auth_state("2099-01-01T00:00:00.000000Z", "t")), _Session())
+    assert not old.exists() and not (directory / "session-old.lock").exists()
+    assert Path(str(cache._path)).exists()
+
+
+@pytest.mark.parametrize("problem", ["group-readable", "foreign-owner", "symlink"])
+def test_a_cache_directory_that_is_not_privately_ours_turns_the_cache_off(
+    problem, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    directory = Path(session_cache.cache_directory())
+    if problem == "symlink":
+        target = tmp_path / "elsewhere"
+        target.mkdir(mode=0o700)
+        directory.symlink_to(target)
+    else:
+        directory.mkdir(mode=0o700)
+    if problem == "group-readable":
+        directory.chmod(0o755)
+    if problem == "foreign-owner":
+        if os.getuid() != 0:
+            pytest.skip("only root can give a directory away")
+        os.chown(directory, 65534, 65534)
+    cache = session_cache.SessionCache(OpenStackConfig(auth_url="http://k/v3", api_key="pw"))
+    assert cache._path is None
+    assert cache.read() is None
+    assert "Token cache disabled" in caplog.text
+    assert not list(tmp_path.rglob("session-*"))
