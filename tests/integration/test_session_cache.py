@@ -146,3 +146,14 @@ def test_a_burst_on_a_cold_cache_costs_one_token(
     document = json.loads(cache.read_text())  # complete, not torn
     assert json.loads(document["auth_state"])["auth_token"]
     assert not list(cache.parent.glob(".tmp-*"))
+
+
+def test_without_a_cache_cinder_is_discovered_once_with_the_token(
+    cached_cpi: Callable[..., CpiProcess],
+):
+    """keystoneauth asks Cinder's version root without the token first (401), then with
+    it: the CPI asks once, with the token."""
+    result = cached_cpi(token_cache=False).call("has_disk", str(uuid.uuid4()))
+    assert result.error is None and result.result is False
+    roots = [(m, p, s) for _, m, p, s in requests_in(result.stderr) if p == "/v3/"]
+    assert roots == [("GET", "/v3/", 200)]

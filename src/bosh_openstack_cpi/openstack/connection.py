@@ -23,6 +23,7 @@ the service's first request and must carry a version; discovery is retried like 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 from functools import cached_property
@@ -36,7 +37,9 @@ from keystoneauth1 import session as ksa_session
 
 from bosh_openstack_cpi.openstack import http, retry
 from bosh_openstack_cpi.openstack.errors import api_errors
-from bosh_openstack_cpi.openstack.transport import neutron_url
+from bosh_openstack_cpi.openstack.transport import Unsupported, neutron_url, version_root
+
+log = logging.getLogger(__name__)
 
 # service type -> (oldest, newest) major API version the CPI speaks.
 API_VERSIONS = {
@@ -139,11 +142,15 @@ class Connection:
         region_name: str | None,
         interface: str,
         endpoint_overrides: dict[str, str] | None = None,
+        discovery_cache: dict[str, Any] | None = None,
     ) -> None:
         self.session = session
         self._region_name = region_name
         self._interface = interface
         self._endpoint_overrides = endpoint_overrides or {}
+        # The dict given to the session as its `discovery_cache`: keystoneauth looks there
+        # for a version document before it asks the service.
+        self._discovery_cache = discovery_cache
 
     def adapter(self, service_type: str, endpoint: str | None = None) -> KeystoneauthAdapter:
         """An adapter for one service: at `endpoint` as it is, or found in the catalog
@@ -171,6 +178,8 @@ class Connection:
         if self._endpoint_overrides.get(service_type):
             return adapter  # the operator's URL, used as it is
         name = SERVICE_NAMES[service_type]
+        if service_type == "block-storage":
+            self._discover_with_the_token(service_type)
 
         def resolve() -> None:
             with translated():
@@ -183,6 +192,30 @@ class Connection:
         with api_errors(name, "find its API version"):
             retry.idempotent(resolve, f"find the {name} API version")
         return adapter
+
+    def _discover_with_the_token(self, service_type: str) -> None:
+        """keystoneauth asks a version root without the token first; Cinder's refuses (401)
+        and it asks again. Ask once, with the token, and leave the answer where keystoneauth
+        looks. Any problem leaves discovery to keystoneauth, as before."""
+        from keystoneauth1 import discover
+
+        if self._discovery_cache is None:
+            return
+        try:
+            with translated():
+                url = self.session.get_endpoint(
+                    service_type=service_type,
+                    interface=self._interface,
+                    region_name=self._region_name,
+                    skip_discovery=True,
+                )
+            root = version_root(service_type, str(url or ""))
+            if root not in self._discovery_cache:
+                with translated():
+                    found = discover.Discover(self.session, root, authenticated=True)
+                self._discovery_cache[root] = found
+        except (Unsupported, http.HttpException, http.TransportError, ksa.ClientException) as e:
+            log.debug("keystoneauth discovers %s itself: %s", service_type, e)
 
     @cached_property
     def compute(self) -> KeystoneauthAdapter:

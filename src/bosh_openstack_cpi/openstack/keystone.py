@@ -10,6 +10,7 @@ upload, a 401 (openstack/cloud.py decides).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
@@ -85,7 +86,9 @@ def connect(
     """An authenticated keystoneauth connection; with `reuse`, from the cached token (when
     there is one), else with a new one (the cached one is dropped)."""
     auth = _auth_plugin(config)
+    discovery: dict[str, Any] = {}
     session = ksa_session.Session(
+        discovery_cache=discovery,
         auth=auth,
         verify=verify,
         timeout=config.connection.http_timeout,
@@ -104,7 +107,12 @@ def connect(
         raise
     # keystoneauth's own retries stay off: openstack/retry.py decides per call what may
     # be repeated (uploads never are).
-    return Connection(session, region_name=config.region, interface=config.endpoint_type)
+    return Connection(
+        session,
+        region_name=config.region,
+        interface=config.endpoint_type,
+        discovery_cache=discovery,
+    )
 
 
 def save(connection: http.Services, cache: SessionCache) -> None:

@@ -536,15 +536,7 @@ class FastServices:
     def _discover(self, service_type: str, url: str) -> tuple[str, str] | None:
         """GET the version's root with the token (keystoneauth asks without it first, is
         refused, and asks again) and read its one version document."""
-        prefix = VERSION_PREFIXES.get(service_type)
-        if prefix is None:
-            raise Unsupported("no versioned root known")
-        parts = urlsplit(url)
-        segments = parts.path.split("/")
-        if prefix.lstrip("/") not in segments:
-            raise Unsupported(f"catalog URL {url} has no {prefix}")
-        root_path = "/".join(segments[: segments.index(prefix.lstrip("/")) + 1])
-        root = f"{parts.scheme}://{parts.netloc}{root_path}/"
+        root = version_root(service_type, url)
         try:
             response = self.session.send(
                 "GET", root, headers={"Accept": "application/json"}, body=None
@@ -558,6 +550,20 @@ class FastServices:
             raise Unsupported(f"no version at {root} matches {url}")
         self.learned_discovery[root] = versions
         return http.microversion_range(found)
+
+
+def version_root(service_type: str, url: str) -> str:
+    """The version document's URL for a catalog URL: `http://h:8776/v3/` for
+    `http://h:8776/v3/<project>` (the URL keystoneauth discovers, and caches under)."""
+    prefix = VERSION_PREFIXES.get(service_type)
+    if prefix is None:
+        raise Unsupported("no versioned root known")
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if prefix.lstrip("/") not in segments:
+        raise Unsupported(f"catalog URL {url} has no {prefix}")
+    root_path = "/".join(segments[: segments.index(prefix.lstrip("/")) + 1])
+    return f"{parts.scheme}://{parts.netloc}{root_path}/"
 
 
 def _service(services: http.Services, service_type: str) -> http.Adapter:
