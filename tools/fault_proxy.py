@@ -184,9 +184,15 @@ class FaultProxy:
         upstreams: dict[str, str],
         plan: FaultPlan | None = None,
         tls: tuple[Path, Path] | None = None,
+        *,
+        path_prefixes: bool = False,
     ) -> None:
         """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"};
-        `tls`: certificate and key files for HTTPS listeners (None: plain HTTP)."""
+        `tls`: certificate and key files for HTTPS listeners (None: plain HTTP);
+        `path_prefixes`: publish each service under `/<service name>` of its listener, as
+        clouds behind one front end do (`https://api/compute/v2.1`): the catalog and every
+        answer's links say so, and a request without the prefix gets 404."""
+        self.path_prefixes = path_prefixes
         for url in upstreams.values():
             host = urlsplit(url).hostname or ""
             if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
@@ -227,8 +233,13 @@ class FaultProxy:
             server.server_close()
 
     def url(self, service: str) -> str:
+        """Where the service is published (with its path prefix, if any)."""
         scheme = "https" if self._tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self._servers[service].server_address[1]}"
+        base = f"{scheme}://127.0.0.1:{self._servers[service].server_address[1]}"
+        return f"{base}{self.prefix(service)}"
+
+    def prefix(self, service: str) -> str:
+        return f"/{service}" if self.path_prefixes else ""
 
     def restart(self, plan: FaultPlan) -> None:
         """Forget the requests seen so far and follow `plan` from now on (after requests
@@ -342,6 +353,16 @@ class FaultProxy:
                     )
 
             def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+                path = self.path
+                prefix = proxy.prefix(service)
+                if prefix:
+                    if not (path == prefix or path.startswith(f"{prefix}/")):
+                        return (
+                            404,
+                            [("Content-Type", "text/plain")],
+                            b"not under " + prefix.encode(),
+                        )
+                    path = path[len(prefix) :] or "/"
                 upstream = urlsplit(proxy.upstreams[service])
                 connection = http.client.HTTPConnection(
                     upstream.hostname or "127.0.0.1", upstream.port, timeout=300
@@ -349,7 +370,7 @@ class FaultProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 headers["Host"] = upstream.netloc
                 headers["Content-Length"] = str(len(body))
-                connection.request(self.command, self.path, body=body or None, headers=headers)
+                connection.request(self.command, path, body=body or None, headers=headers)
                 response = connection.getresponse()
                 payload = response.read()
                 connection.close()
@@ -364,8 +385,10 @@ class FaultProxy:
                     return status
                 if fault is not None and fault.kind == "error_after":
                     return self._send_error(fault)
-                if service == "identity" and payload:
-                    payload = proxy.rewrite(payload.decode("utf-8")).encode("utf-8")
+                if (service == "identity" or proxy.path_prefixes) and payload:
+                    # Keystone's catalog; with prefixes, every answer's links too (a front
+                    # end's services are configured with their public URLs)
+                    payload = proxy.rewrite(payload.decode("utf-8", "replace")).encode("utf-8")
                 self.send_response(status)
                 for key, value in headers:
                     if key.lower() not in HOP_BY_HOP:

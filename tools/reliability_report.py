@@ -126,10 +126,13 @@ def campaign_section(campaign: Campaign, command: str) -> str:
 
 
 # --- the concurrency runs -------------------------------------------------------------------
-def _cpi(cloud: dict[str, Any], directory: Path, director_uuid: str) -> CpiProcess:
+def _cpi(
+    cloud: dict[str, Any], directory: Path, director_uuid: str, **openstack: Any
+) -> CpiProcess:
     job = directory / f"job-{uuid.uuid4().hex[:8]}"
     job.mkdir()
-    return CpiProcess(cpi_command(write_cpi_json(job, cpi_document(cloud))), director_uuid)
+    document = cpi_document(cloud, **openstack)
+    return CpiProcess(cpi_command(write_cpi_json(job, document)), director_uuid)
 
 
 def _static_ip(cloud: dict[str, Any], position: int) -> str:
@@ -138,14 +141,23 @@ def _static_ip(cloud: dict[str, Any], position: int) -> str:
     return static_ip(cloud, "manual_1", position)
 
 
-def concurrency_section(cloud: dict[str, Any], count: int) -> str:
+def _failure_lines(failures: list[str]) -> list[str]:
+    """The distinct failures, shortened: what went wrong, not 50 copies of it."""
+    distinct = dict.fromkeys(f[:300] for f in failures)
+    return [f"  - {text}" for text in list(distinct)[:5]]
+
+
+def concurrency_section(
+    cloud: dict[str, Any], count: int, *, only: bool = False, state_timeout: int | None = None
+) -> str:
     import openstack
 
     admin = openstack.connect(load_yaml_config=False, load_envvars=False, **cloud["admin"])
     director_uuid = f"concurrency-{uuid.uuid4()}"
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
-        cpis = [_cpi(cloud, directory, director_uuid) for _ in range(count)]
+        overrides = {"state_timeout": state_timeout} if state_timeout else {}
+        cpis = [_cpi(cloud, directory, director_uuid, **overrides) for _ in range(count)]
         addresses = [_static_ip(cloud, p) for p in LIFECYCLE_IPS][: count // 2]
         run = concurrency.lifecycles(cpis, cloud, addresses)
         left = resources_of_director(admin, cloud["project_id"], director_uuid)
@@ -186,14 +198,18 @@ def concurrency_section(cloud: dict[str, Any], count: int) -> str:
     fixed_error = fixed.errors[0]["message"] if fixed.errors else "(none)"
     lines = [
         "Command: `.venv/bin/python -m tools.reliability_report --concurrency "
-        f"{count}` (also tests/integration/test_concurrency.py), "
+        f"{count}{' --only-concurrency' if only else ''}"
+        f"{f' --state-timeout {state_timeout}' if state_timeout else ''}` (also "
+        "tests/integration/test_concurrency.py), "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}.",
         "",
         f"- {count} lifecycles at once (create_disk → create_vm next to the disk → "
         f"attach_disk → delete_vm → delete_disk; {len(addresses)} on a manual network with a "
         f"static IP each, {count - len(addresses)} on the dynamic network), one CPI process "
         f"per call: **{len(run.failures)} failures**, **{sum(map(len, left.values()))} "
-        f"resources left**, {run.seconds:.0f} s in all.",
+        f"resources left**, {run.seconds:.0f} s in all"
+        + (f"; state_timeout {state_timeout} s." if state_timeout else "."),
+        *_failure_lines(run.failures),
         "",
         _table(["method", "calls", "median s", "p95 s", "max s"], rows),
         "",
@@ -222,8 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, default=20, help="0: skip")
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the file")
+    parser.add_argument(
+        "--only-concurrency", action="store_true", help="the concurrency runs without a campaign"
+    )
+    parser.add_argument(
+        "--state-timeout", type=int, help="state_timeout of the concurrency runs' CPIs"
+    )
     args = parser.parse_args(argv)
     cloud = load_description()
+    if args.only_concurrency:
+        body = concurrency_section(
+            cloud, args.concurrency, only=True, state_timeout=args.state_timeout
+        )
+        print(f"## {CONCURRENCY_TITLE}\n\n{body}\n")
+        if not args.no_write:
+            write_section(CONCURRENCY_TITLE, body)
+        return 0
     if args.from_json:
         campaign = Campaign.load(args.from_json)
     else:

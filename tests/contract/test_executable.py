@@ -336,17 +336,20 @@ def test_a_call_with_a_cached_token_imports_neither_requests_nor_keystoneauth(tm
     with _fake_cloud_config(tmp_path) as config:
         first = _has_vm_in_process(config, tmp_path)
         second = _has_vm_in_process(config, tmp_path)
-        proxied = _has_vm_in_process(config, tmp_path, {"https_proxy": "http://127.0.0.1:9"})
+        # Proxy variables that do not apply to the endpoints keep the stdlib transport:
+        # https_proxy for http endpoints, http_proxy with no_proxy covering them.
+        other_scheme = _has_vm_in_process(config, tmp_path, {"https_proxy": "http://127.0.0.1:9"})
+        bypassed = _has_vm_in_process(
+            config, tmp_path, {"HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"}
+        )
     assert first.rstrip().endswith("imported: ['keystoneauth1', 'requests', 'urllib3']")
     assert second.rstrip().endswith("imported: []")
     assert "unneeded: []" in second
-    # keystoneauth honours proxy variables, the stdlib transport does not: not used then
-    assert proxied.rstrip().endswith("imported: ['keystoneauth1', 'requests', 'urllib3']")
+    assert other_scheme.rstrip().endswith("imported: []")
+    assert bypassed.rstrip().endswith("imported: []")
     assert _FakeCloud.paths == [
         "POST /v3/auth/tokens",
-        f"GET /v2.1/servers/{MISSING_VM}",
-        f"GET /v2.1/servers/{MISSING_VM}",
-        f"GET /v2.1/servers/{MISSING_VM}",
+        *[f"GET /v2.1/servers/{MISSING_VM}"] * 4,
     ]
 
 

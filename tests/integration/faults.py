@@ -20,8 +20,10 @@ def cloud_upstreams(admin: Any, cloud: dict[str, Any]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def faulty_cloud(admin: Any, cloud: dict[str, Any], plan: FaultPlan) -> Iterator[FaultProxy]:
-    with FaultProxy(cloud_upstreams(admin, cloud), plan) as proxy:
+def faulty_cloud(
+    admin: Any, cloud: dict[str, Any], plan: FaultPlan, *, path_prefixes: bool = False
+) -> Iterator[FaultProxy]:
+    with FaultProxy(cloud_upstreams(admin, cloud), plan, path_prefixes=path_prefixes) as proxy:
         yield proxy
 
 

@@ -43,17 +43,8 @@ from bosh_openstack_cpi.openstack import http
 
 log = logging.getLogger(__name__)
 
-# With any of these set, requests goes through a proxy or another CA bundle: keystoneauth.
-ENVIRONMENT_OVERRIDES = (
-    "http_proxy",
-    "https_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-)
+# With either set, requests trusts another CA bundle than the CPI's: keystoneauth.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # A token closer than this to its expiry is not used (keystoneauth's own margin is 120 s).
 MIN_TOKEN_LIFETIME = 300.0
 NEUTRON_VERSION = "v2.0"
@@ -75,7 +66,24 @@ class Unsupported(Exception):
 
 
 def environment_allows() -> bool:
-    return not any(os.environ.get(name) for name in ENVIRONMENT_OVERRIDES)
+    return not any(os.environ.get(name) for name in CA_BUNDLE_VARIABLES)
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy requests (so keystoneauth) would send `url` through, None when it goes
+    straight: the `*_proxy` variables in any case, `no_proxy` as urllib reads it (requests
+    goes straight whenever urllib does; where only requests would, e.g. a CIDR in
+    no_proxy, keystoneauth serves, which is only slower)."""
+    if not any(name.lower().endswith("_proxy") and value for name, value in os.environ.items()):
+        return None  # the usual case, without importing urllib.request
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme.lower()) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 def neutron_url(url: str) -> str:
@@ -461,14 +469,17 @@ class FastServices:
 
     def _fast_adapter(self, service_type: str) -> Adapter:
         url = self._catalog_url(service_type)
+        if proxy_for(url) is not None:
+            raise Unsupported(f"{url} is reached through a proxy (*_proxy, no_proxy)")
         if service_type == "network":
             return Adapter(self, service_type, neutron_url(url), None)
         if service_type == "image":
             url = self._image_endpoint(url)
             return Adapter(self, service_type, url, lambda: self._microversions(service_type, url))
-        path = urlsplit(url).path.rstrip("/")
-        prefix = VERSION_PREFIXES[service_type]
-        if not (path == prefix or path.startswith(f"{prefix}/")):
+        # The version is a segment of the path, wherever a front end mounts the service:
+        # `http://h:8774/v2.1`, `https://api/compute/v2.1`, `https://api/volume/v3/<project>`.
+        segments = urlsplit(url).path.split("/")
+        if VERSION_PREFIXES[service_type].lstrip("/") not in segments:
             raise Unsupported(f"catalog URL {url} is not the versioned one")
         return Adapter(self, service_type, url, lambda: self._microversions(service_type, url))
 

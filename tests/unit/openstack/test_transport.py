@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -385,11 +386,57 @@ def test_when_the_cached_token_may_be_used(monkeypatch):
     assert not transport.usable_token({"auth_token": "t", "body": body}, now=expiry - 60)
     assert not transport.usable_token({"auth_token": None, "body": body}, now=0)
     assert not transport.usable_token({"auth_token": "t", "body": {}}, now=0)
-    for name in transport.ENVIRONMENT_OVERRIDES:
+    for name in transport.CA_BUNDLE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert transport.environment_allows()
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/other-ca.pem")
     assert not transport.environment_allows()
+
+
+def _no_proxy_variables(monkeypatch):
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("variables", "url", "proxied"),
+    [
+        ({}, "http://127.0.0.1:8774/v2.1", False),
+        ({"https_proxy": "http://proxy:3128"}, "http://127.0.0.1:8774/v2.1", False),
+        ({"http_proxy": "http://proxy:3128"}, "http://127.0.0.1:8774/v2.1", True),
+        ({"HTTP_PROXY": "http://proxy:3128"}, "http://nova.example:8774/v2.1", True),
+        ({"all_proxy": "http://proxy:3128"}, "https://nova.example/compute/v2.1", True),
+        (
+            {"https_proxy": "http://proxy:3128", "no_proxy": "127.0.0.1,.example"},
+            "https://nova.example/compute/v2.1",
+            False,
+        ),
+        (
+            {"https_proxy": "http://proxy:3128", "NO_PROXY": "cinder.example"},
+            "https://nova.example/compute/v2.1",
+            True,
+        ),
+        ({"http_proxy": "http://proxy:3128", "no_proxy": "*"}, "http://10.0.0.5:8774", False),
+    ],
+)
+def test_which_endpoints_a_proxy_applies_to(monkeypatch, variables, url, proxied):
+    _no_proxy_variables(monkeypatch)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert (transport.proxy_for(url) is not None) is proxied
+
+
+def test_endpoints_a_proxy_applies_to_are_left_to_keystoneauth(server, monkeypatch):
+    _no_proxy_variables(monkeypatch)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "localhost")  # not the server's 127.0.0.1
+    services, _, built = _services(server)
+    assert services.compute.request("/servers/x", "GET") is KEYSTONEAUTH_ANSWER
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    services, _, built = _services(server)
+    assert services.compute.request("/servers/x", "GET").status_code == 404
+    assert built == []
 
 
 def test_query_parameters_as_requests_encodes_them(server):
@@ -434,3 +481,28 @@ def test_a_redirect_not_followed_is_an_error_not_a_success(server, path, sent):
     assert raised.value.status_code == response.status_code
     assert len(_Handler.seen) == sent
     assert all(r["headers"]["Host"].startswith("127.0.0.1") for r in _Handler.seen)
+
+
+def test_path_prefixed_endpoints_take_the_stdlib_transport(server):
+    """Clouds behind one front end publish `https://api/compute/v2.1`,
+    `https://api/volume/v3/<project>`, `https://api/network`: the version is a segment
+    of the path, wherever it is mounted."""
+    endpoint = {"interface": "public", "region": "RegionOne"}
+    catalog = [
+        {"type": "compute", "endpoints": [{**endpoint, "url": f"{server}/compute/v2.1"}]},
+        {"type": "block-storage", "endpoints": [{**endpoint, "url": f"{server}/volume/v3/p"}]},
+        {"type": "network", "endpoints": [{**endpoint, "url": f"{server}/network"}]},
+    ]
+    services, _, built = _services(server, catalog=catalog)
+    for adapter, path in (
+        (services.compute, "/servers/x"),
+        (services.block_storage, "/volumes/x"),
+        (services.network, "/ports/x"),
+    ):
+        assert adapter.request(path, "GET").status_code == 404
+    assert [r["path"] for r in _Handler.seen] == [
+        "/compute/v2.1/servers/x",
+        "/volume/v3/p/volumes/x",
+        "/network/v2.0/ports/x",
+    ]
+    assert built == []  # keystoneauth never needed
