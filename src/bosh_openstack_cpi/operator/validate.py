@@ -458,7 +458,11 @@ def _network_need(name: str, needed: int, quotas: dict[str, dict[str, int]], key
 
 
 def _covers_port(rule: dict[str, Any], port: int) -> bool:
+    """An ingress rule opening the port to addresses (a rule for members of a group does
+    not let the director in: it is not one of them)."""
     if rule.get("direction") != "ingress" or rule.get("ethertype", "IPv4") != "IPv4":
+        return False
+    if rule.get("remote_group_id") is not None:
         return False
     if rule.get("protocol") not in (None, "tcp", "6", "any"):
         return False
