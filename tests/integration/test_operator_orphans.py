@@ -69,6 +69,7 @@ def seeded(
         known["snapshot"] = ok(cpi.call("snapshot_disk", known["attached disk"], {}))
         known["orphaned disk"] = ok(cpi.call("create_disk", 1024, {}, None))
         orphans["disk"] = ok(cpi.call("create_disk", 1024, {}, None))
+        ok(cpi.call("attach_disk", orphans["vm"], orphans["disk"]))  # server before volume
         orphans["snapshot"] = ok(cpi.call("snapshot_disk", orphans["disk"], {}))
         for kind in ("known", "orphans"):
             image = project_sdk.image.create_image(

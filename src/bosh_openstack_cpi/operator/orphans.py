@@ -101,11 +101,21 @@ def _removers(cloud: Cloud) -> dict[str, Callable[[Resource], Any]]:
         address = FloatingIp(resource.id, resource.name, resource.holders[0], "")
         cloud.network.disassociate_floating_ip(address)
 
+    def volume(resource: Resource) -> None:
+        # a volume of a server deleted a moment ago is detached by Cinder asynchronously
+        cloud.volume.wait_for_volume(
+            resource.id,
+            f"volume '{resource.id}' to be detached from the deleted server",
+            lambda state: state is None or state.status != "in-use",
+            timeout=timeout,
+        )
+        cloud.volume.remove_volume(resource.id, timeout=timeout)
+
     return {
         "server": server,
         "floating IP": floating_ip,
         "port": lambda r: cloud.network.delete_port(r.id),
         "snapshot": lambda r: cloud.volume.remove_snapshot(r.id, timeout=timeout),
-        "volume": lambda r: cloud.volume.remove_volume(r.id, timeout=timeout),
+        "volume": volume,
         "image": lambda r: cloud.image.delete(r.id),
     }

@@ -203,6 +203,9 @@ class Validation:
             _need("volumes", 1, volume, "maxTotalVolumes", "totalVolumesUsed"),
             _need("gigabytes", disk_gib, volume, "maxTotalVolumeGigabytes", "totalGigabytesUsed"),
             _network_need("ports", workers * nics, network, "port"),
+            # floating IPs are allocated beforehand (the vip network names them): the
+            # floating IPs check looks them up; here only the headroom is shown
+            _network_need("floating IPs", 0, network, "floatingip"),
             _network_need("security groups", 0, network, "security_group"),
         ]
         short = [n for n in needs if n.free is not None and n.free < n.needed]
