@@ -160,3 +160,28 @@ def test_delete_without_the_directors_lists_is_refused(tmp_path, cloud, director
 
     assert refused.returncode == 2
     assert "--known" in refused.stdout
+
+
+def test_unmarked_ports_bound_to_nothing_are_found_on_the_networks_named(
+    tmp_path, cloud, director_uuid, project_sdk, leak_check
+):
+    """What a reference CPI leaves when create_vm fails half-way: a port with no device and
+    no description (it does not mark its ports)."""
+    cpi_json, _ = write_config(tmp_path / "job", cloud, None)
+    network = cloud["resources"]["networks"]["manual_2"]["id"]
+    port = project_sdk.network.create_port(network_id=network, name=f"vm-{uuid.uuid4()}")
+    bound = project_sdk.network.create_port(network_id=network, device_owner="compute:z1")
+    try:
+        base = ["orphans", str(cpi_json), "--director-uuid", director_uuid, "--none-known"]
+        without = run_tool(*base)
+        listing = run_tool(*base, "--network", network)
+        deleted = run_tool(*base, "--network", network, "--delete", "--yes")
+    finally:
+        project_sdk.network.delete_port(port.id, ignore_missing=True)
+        project_sdk.network.delete_port(bound.id, ignore_missing=True)
+
+    assert port.id not in without.stdout  # only on the networks named
+    assert port.id in listed_ids(listing.stdout) and "unbound port" in listing.stdout
+    assert bound.id not in listing.stdout  # it has an owner
+    assert deleted.returncode == 0, deleted.stdout
+    assert f"deleted port {port.id}" in deleted.stdout
