@@ -1,4 +1,23 @@
-from bosh_openstack_cpi.operator.validate import Need, _covers_port, _rule_problems
+import email.utils
+import io
+import time
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from keystoneauth1 import noauth
+from keystoneauth1 import session as ksa_session
+
+from bosh_openstack_cpi.config import OpenStackConfig
+from bosh_openstack_cpi.openstack.connection import Connection
+from bosh_openstack_cpi.operator.checks import PASSED, CheckFailed, Runner
+from bosh_openstack_cpi.operator.session import Printer
+from bosh_openstack_cpi.operator.validate import (
+    Need,
+    Validation,
+    _covers_port,
+    _rule_problems,
+)
 
 GROUP = "g-1"
 
@@ -52,3 +71,25 @@ def test_quota_needs():
     assert Need("instances", 2, -1, 40).free is None
     assert Need("instances", 2, 10, 9).free == 1
     assert Need("instances", 2, 10, 9).describe() == "instances 1 free of 10, need 2"
+
+
+def _validation_with_keystone_date(requests_mock, date):
+    """A Validation whose Keystone answers its version document with this Date header."""
+    requests_mock.get("http://keystone/v3", headers={"Date": date} if date else {}, json={})
+    connection = Connection(
+        ksa_session.Session(auth=noauth.NoAuth()), region_name=None, interface="public"
+    )
+    call = SimpleNamespace(
+        cloud=SimpleNamespace(connection=connection),
+        config=SimpleNamespace(openstack=OpenStackConfig(auth_url="http://keystone/v3")),
+    )
+    return Validation(cast(Any, call), None, Runner(Printer(io.StringIO())))
+
+
+def test_clock_skew_against_keystones_date_header(requests_mock):
+    now = email.utils.formatdate(time.time(), usegmt=True)
+    late = email.utils.formatdate(time.time() - 120, usegmt=True)
+    outcome = _validation_with_keystone_date(requests_mock, now).clock_skew()
+    assert outcome.status == PASSED and "(Date header)" in outcome.detail
+    with pytest.raises(CheckFailed, match=r"this machine is 1[12][0-9]\.[0-9] s ahead of Keystone"):
+        _validation_with_keystone_date(requests_mock, late).clock_skew()
