@@ -36,8 +36,13 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--image",
         metavar="IMAGE_ID",
-        help="a Glance image for the end-to-end run (as a light stemcell); without it, and "
-        "without a cloud config, the end-to-end run is skipped with a warning",
+        help="a Glance image for the end-to-end run, used as a light stemcell (default: "
+        "upload a 1 MiB image it builds as a heavy stemcell)",
+    )
+    validate.add_argument(
+        "--no-end-to-end",
+        action="store_true",
+        help="only the checks that create nothing (a few seconds)",
     )
     validate.add_argument(
         "--director-uuid",
@@ -127,13 +132,15 @@ def run_validate(arguments: argparse.Namespace, printer: Printer) -> int:
     with open_call(arguments.cpi_json, arguments.ca_cert, director_uuid, fresh_token=True) as call:
         validation = Validation(call, config, runner)
         if validation.run_static_checks():
-            if config is None or not arguments.image:
+            if arguments.no_end_to_end:
+                pass
+            elif config is None:
                 runner.run(
                     "end-to-end",
                     "CPI lifecycle",
                     lambda: warning(
-                        "skipped: it needs --cloud-config and --image",
-                        "pass both to run create_vm, create_disk, attach, snapshot, delete",
+                        "skipped: it needs the cloud config (its networks and VM types)",
+                        "pass --cloud-config to run create_vm, create_disk, attach, snapshot",
                     ),
                 )
             else:
