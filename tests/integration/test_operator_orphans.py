@@ -151,6 +151,9 @@ def test_orphans_lists_the_unknown_resources_and_deletes_exactly_those(
     assert project_sdk.image.find_image(known["image"]) is not None
     again = run_tool(*base)
     assert "0 resource(s)" in again.stdout.splitlines()[0]
+    directors = run_tool("orphans", str(cpi_json))  # which UUID to pass, with counts
+    assert directors.returncode == 2
+    assert f"  {director_uuid}  (4)" in directors.stdout  # the known VM, 2 disks, a snapshot
 
 
 def test_delete_without_the_directors_lists_is_refused(tmp_path, cloud, director_uuid):

@@ -66,6 +66,23 @@ def unbound_ports(cloud: Cloud, network_ids: list[str]) -> list[Resource]:
     return found
 
 
+def director_uuids(cloud: Cloud) -> dict[str, int]:
+    """The director UUIDs on the project's servers, volumes and snapshots, with how many of
+    those each marks (what to pass as --director-uuid)."""
+    listings = (
+        cloud.compute.list_servers(),
+        cloud.volume.list_volumes(),
+        cloud.volume.list_snapshots(),
+    )
+    counts: dict[str, int] = {}
+    for body in (b for listing in listings for b in listing):
+        metadata = body.get("metadata")
+        owner = metadata.get(DIRECTOR_UUID_KEY) if isinstance(metadata, dict) else None
+        if owner:
+            counts[str(owner)] = counts.get(str(owner), 0) + 1
+    return counts
+
+
 def by_kind(resources: list[Resource]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     for resource in resources:

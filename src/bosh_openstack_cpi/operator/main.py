@@ -55,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
     orphans.add_argument(
         "--director-uuid",
         metavar="ID",
-        required=True,
-        help="the director's UUID (`bosh env --json`: uuid)",
+        help="the director's UUID (`bosh env --json`: uuid); without it, the director "
+        "UUIDs found on the project's servers, volumes and snapshots are listed",
     )
     orphans.add_argument(
         "--known",
@@ -171,6 +171,8 @@ def run_orphans(arguments: argparse.Namespace, printer: Printer) -> int:
         return 2
     known = read_known(arguments.known)
     director = arguments.director_uuid
+    if not director:
+        return _list_directors(arguments, printer)
     with open_call(arguments.cpi_json, arguments.ca_cert, director, fresh_token=False) as call:
         found = orphans.find(call.cloud, director, known, arguments.network)
         printer.line(
@@ -192,6 +194,18 @@ def run_orphans(arguments: argparse.Namespace, printer: Printer) -> int:
         return 1
     printer.line(f"deleted {len(found)} resource(s)")
     return 0
+
+
+def _list_directors(arguments: argparse.Namespace, printer: Printer) -> int:
+    from bosh_openstack_cpi.operator.inventory import director_uuids
+
+    with open_call(arguments.cpi_json, arguments.ca_cert, "-", fresh_token=False) as call:
+        found = director_uuids(call.cloud)
+    printer.line("director UUIDs on this project's servers, volumes and snapshots:")
+    for uuid_found, count in sorted(found.items(), key=lambda item: -item[1]):
+        printer.line(f"  {uuid_found}  ({count})")
+    printer.line("pass one as --director-uuid")
+    return 2
 
 
 def _confirmed(count: int) -> bool:
