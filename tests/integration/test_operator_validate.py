@@ -316,3 +316,44 @@ def test_the_reports_are_written_in_the_format_their_name_says(tmp_path, cloud, 
     assert suite is not None and suite.get("failures") == "0"
     checks = sum(len(check_lines(completed.stdout, s)) for s in ("ok  ", "WARN"))
     assert suite.get("tests") == str(checks)
+
+
+def test_validate_runs_from_the_bosh_package_with_the_jobs_own_files(
+    tmp_path, cloud, director_uuid, leak_check
+):
+    """As an operator runs it on a director VM: the package's venv python, the rendered
+    job's cpi.json and cacert.pem, a nearly empty environment."""
+    from tests.release.job_templates import render_job
+    from tests.release.packaged import build_packages_root, venv_python
+    from tools.cloud_description import cpi_document
+
+    packages = build_packages_root(tmp_path / "vcap")
+    properties = cpi_document(cloud, use_dhcp=False)["cloud"]["properties"]
+    bin_cpi = render_job(properties).install(tmp_path / "vcap" / "jobs")
+    config = bin_cpi.parent.parent / "config"
+    _, cloud_config_path = write_config(tmp_path / "operator", cloud, cloud_config(cloud))
+    assert cloud_config_path is not None
+
+    completed = subprocess.run(
+        [
+            str(venv_python(packages)),
+            "-m",
+            "bosh_openstack_cpi",
+            "validate",
+            str(config / "cpi.json"),
+            "--ca-cert",
+            str(config / "cacert.pem"),
+            "--cloud-config",
+            str(cloud_config_path),
+            "--director-uuid",
+            director_uuid,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "[ok  ] end-to-end: nothing left on the cloud" in completed.stdout
