@@ -15,9 +15,12 @@ import sys
 from bosh_openstack_cpi import SIGNALLED_AT_START
 
 USAGE = """usage: bosh-openstack-cpi <cpi.json> [<cacert.pem>]
+       bosh-openstack-cpi validate|orphans <cpi.json> ...   (operator tools, --help)
 Reads one CPI request (JSON) on stdin and writes one JSON response on stdout.
 Logs go to stderr. See README.md.
 """
+# Operator tools (docs/operator-tools.md): selected by a first argument that is not a file.
+TOOLS = ("validate", "orphans")
 
 _LAST_RESORT = (
     b'{"result":null,"error":{"type":"Bosh::Clouds::CloudError","message":'
@@ -44,9 +47,13 @@ def write_response(fd: int, response: bytes) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     catch_signals()  # again: the console script enters here, not through __main__
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in TOOLS and not os.path.exists(args[0]):
+        from bosh_openstack_cpi.operator.main import main as run_tool
+
+        return run_tool(args)
     response_fd = 1
     try:
-        args = sys.argv[1:] if argv is None else argv
         if args and args[0] in ("-h", "--help"):
             sys.stderr.write(USAGE)
             return 2

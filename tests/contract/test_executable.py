@@ -296,6 +296,7 @@ HAS_VM_NEEDS_NONE_OF = (
     "bosh_openstack_cpi.openstack.volume",
     "bosh_openstack_cpi.openstack.image",
     "bosh_openstack_cpi.openstack.network",
+    "bosh_openstack_cpi.operator",  # the operator tools: never on a call's path
     "secrets",
     "tempfile",
 )

@@ -333,6 +333,45 @@ class Compute:
             except http.NotFoundException:
                 raise VMNotFound(f"VM '{server_id}' not found in Nova: cannot rename it") from None
 
+    # --- listings for the operator tools (bosh_openstack_cpi/operator) ----------------
+    def list_servers(self) -> list[dict[str, Any]]:
+        """Every server of the project, page by page (Nova cannot filter by metadata: the
+        operator tools pick the director's own from this)."""
+        found: list[dict[str, Any]] = []
+        with api_errors("Compute", "list servers"):
+            page = self._read("/servers/detail", "list servers").json()
+            while True:
+                servers = page.get("servers") or []
+                found.extend(servers)
+                if not servers or not _has_next(page.get("servers_links")):
+                    return found
+                marker = str(servers[-1]["id"])
+                page = self._read(
+                    "/servers/detail", "list servers", params=paths.filters(("marker", marker))
+                ).json()
+
+    def absolute_limits(self) -> dict[str, int]:
+        """Nova's quotas and usage of the project (maxTotalCores, totalCoresUsed, ...)."""
+        with api_errors("Compute", "read the limits"):
+            body = self._read("/limits", "read the limits").json()
+        absolute = (body.get("limits") or {}).get("absolute") or {}
+        return {str(k): int(v) for k, v in absolute.items() if isinstance(v, int)}
+
+    def availability_zones(self) -> list[str]:
+        """The compute availability zones that are available."""
+        with api_errors("Compute", "list availability zones"):
+            body = self._read("/os-availability-zone", "list availability zones").json()
+        zones = body.get("availabilityZoneInfo") or []
+        return [str(z["zoneName"]) for z in zones if (z.get("zoneState") or {}).get("available")]
+
+    def key_pair_exists(self, name: str) -> bool:
+        with api_errors("Compute", f"look up key pair '{name}'"):
+            try:
+                self._read(paths.path("/os-keypairs/{}", name), f"look up key pair '{name}'")
+            except http.NotFoundException:
+                return False
+        return True
+
     # --- flavors -------------------------------------------------------------------
     def flavors(self) -> list[Flavor]:
         """Every flavor the project may use; `is_public=None` makes Nova include the private
@@ -527,6 +566,12 @@ class Compute:
 ATTACH_ATTEMPTS = 3
 # Nova embeds the whole flavor (ephemeral and swap sizes included) in servers from 2.47.
 _FLAVOR_IN_SERVER = "2.47"
+
+
+def _has_next(links: object) -> bool:
+    return isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("rel") == "next" for link in links
+    )
 
 
 def _server_missing(error: http.HttpException) -> bool:

@@ -251,3 +251,34 @@ class Connection:
         with translated():
             project: str | None = self.session.get_project_id()
         return project
+
+    # --- for the operator tools (bosh_openstack_cpi/operator) --------------------------
+    def catalog_service_types(self) -> list[str]:
+        """The service types in the token's catalog (from the token already held)."""
+        from keystoneauth1.identity import base as identity_base
+
+        auth = self.session.auth
+        if not isinstance(auth, identity_base.BaseIdentityPlugin):
+            return []
+        with translated():
+            catalog = auth.get_access(self.session).service_catalog.catalog
+        return sorted({str(entry.get("type")) for entry in catalog or []})
+
+    def server_date(self, url: str) -> str | None:
+        """The Date header of an unauthenticated GET of `url` (Keystone's version document):
+        the cloud's clock, to measure this machine's skew against."""
+        with translated():
+            response = self.session.get(url, authenticated=False, raise_exc=False)
+        date: str | None = response.headers.get("Date")
+        return date
+
+    def token_issued_at(self) -> float | None:
+        """When Keystone issued the token held (Keystone's clock, as a Unix time)."""
+        from keystoneauth1.identity import base as identity_base
+
+        auth = self.session.auth
+        if not isinstance(auth, identity_base.BaseIdentityPlugin):
+            return None
+        with translated():
+            issued = auth.get_access(self.session).issued
+        return issued.timestamp() if issued is not None else None

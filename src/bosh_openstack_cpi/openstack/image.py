@@ -159,6 +159,28 @@ class Image:
                 return False
         return True
 
+    def images_with_property(self, key: str, value: str) -> list[dict[str, Any]]:
+        """Images (of any visibility we can see) whose property `key` is `value`, page by
+        page: the operator tools find a director's stemcells by `director_uuid`."""
+        what = f"list images with {key}={value}"
+
+        def page(*after: tuple[str, str]) -> dict[str, Any]:
+            params = paths.filters((key, value), *after)
+            body: dict[str, Any] = retry.idempotent(
+                lambda: self._send("GET", "/images", params=params), what
+            ).json()
+            return body
+
+        found: list[dict[str, Any]] = []
+        with api_errors("Image", what):
+            body = page()
+            while True:
+                images = body.get("images") or []
+                found.extend(images)
+                if not images or not body.get("next"):
+                    return found
+                body = page(("marker", str(images[-1]["id"])))
+
     def upload(self, image_id: str, chunks: Iterator[bytes], size: int) -> None:
         """Stream `size` bytes into the image's data, in one PUT that is never repeated.
 

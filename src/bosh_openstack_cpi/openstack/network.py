@@ -388,3 +388,59 @@ class Network:
         body = self._get("/networks", "look up networks", [("id", i) for i in ids], ("id",))
         found = {n["id"] for n in body.get("networks", [])}
         return [i for i in ids if i not in found]
+
+    # --- listings for the operator tools (bosh_openstack_cpi/operator) ----------------
+    def ports_described(self, description: str) -> list[Port]:
+        """Ports whose description is exactly this (the CPI's director mark)."""
+        body = self._get("/ports", "list ports", [("description", description)], PORT_FIELDS)
+        return [_port(p) for p in body.get("ports", [])]
+
+    def ports_on_network(self, network_id: str) -> list[Port]:
+        body = self._get(
+            "/ports",
+            f"list the ports of network '{network_id}'",
+            [("network_id", network_id)],
+            PORT_FIELDS,
+        )
+        return [_port(p) for p in body.get("ports", [])]
+
+    def floating_ips_of_project(self, project_id: str) -> list[dict[str, Any]]:
+        body = self._get("/floatingips", "list floating IPs", [("project_id", project_id)])
+        found: list[dict[str, Any]] = body.get("floatingips", [])
+        return found
+
+    def subnets_of(self, network_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The subnets of these networks (id, network_id, cidr, enable_dhcp, ...)."""
+        ids = list(dict.fromkeys(network_ids))
+        if not ids:
+            return []
+        body = self._get("/subnets", "list subnets", [("network_id", i) for i in ids])
+        found: list[dict[str, Any]] = body.get("subnets", [])
+        return found
+
+    def security_group_rules(self, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = list(dict.fromkeys(group_ids))
+        if not ids:
+            return []
+        body = self._get(
+            "/security-group-rules",
+            "list security group rules",
+            [("security_group_id", i) for i in ids],
+        )
+        found: list[dict[str, Any]] = body.get("security_group_rules", [])
+        return found
+
+    def quota_details(self, project_id: str) -> dict[str, dict[str, int]]:
+        """Neutron's limit and usage per resource (port, floatingip, security_group, ...)."""
+        what = "read the network quotas"
+        with api_errors("Network", what):
+            response = retry.idempotent(
+                lambda: self._send("GET", paths.path("/quotas/{}/details.json", project_id)),
+                what,
+            )
+        quota = response.json().get("quota") or {}
+        return {
+            str(name): {k: int(v) for k, v in numbers.items() if isinstance(v, int)}
+            for name, numbers in quota.items()
+            if isinstance(numbers, dict)
+        }

@@ -471,6 +471,57 @@ class Volume:
             describe=lambda s: "deleted" if s is None else f"status {s.status}",
         )
 
+    # --- listings for the operator tools (bosh_openstack_cpi/operator) ----------------
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        """Every volume of the project, page by page."""
+        return self._list_all("/volumes/detail", "volumes", VOLUME_MICROVERSION)
+
+    def list_snapshots(self) -> list[dict[str, Any]]:
+        """Every snapshot of the project, page by page."""
+        return self._list_all("/snapshots/detail", "snapshots", SNAPSHOT_MICROVERSION)
+
+    def _list_all(self, url: str, key: str, microversion: str) -> list[dict[str, Any]]:
+        def page(*after: tuple[str, str]) -> dict[str, Any]:
+            params = paths.filters(*after) if after else None
+            body: dict[str, Any] = idempotent(
+                lambda: self._send("GET", url, microversion=microversion, params=params),
+                f"list {key}",
+            ).json()
+            return body
+
+        found: list[dict[str, Any]] = []
+        with api_errors(SERVICE, f"list {key}"):
+            body = page()
+            while True:
+                items = body.get(key) or []
+                found.extend(items)
+                links = body.get(f"{key}_links") or []
+                if not items or not any(link.get("rel") == "next" for link in links):
+                    return found
+                body = page(("marker", str(items[-1]["id"])))
+
+    def absolute_limits(self) -> dict[str, int]:
+        """Cinder's quotas and usage of the project (maxTotalVolumes, totalVolumesUsed, ...)."""
+        with api_errors(SERVICE, "read the limits"):
+            body = idempotent(lambda: self._send("GET", "/limits"), "read the limits").json()
+        absolute = (body.get("limits") or {}).get("absolute") or {}
+        return {str(k): int(v) for k, v in absolute.items() if isinstance(v, int)}
+
+    def availability_zones(self) -> list[str]:
+        """The block storage availability zones that are available."""
+        with api_errors(SERVICE, "list availability zones"):
+            body = idempotent(
+                lambda: self._send("GET", "/os-availability-zone"), "list availability zones"
+            ).json()
+        zones = body.get("availabilityZoneInfo") or []
+        return [str(z["zoneName"]) for z in zones if (z.get("zoneState") or {}).get("available")]
+
+    def volume_type_names(self) -> list[str]:
+        with api_errors(SERVICE, "list volume types"):
+            body = idempotent(lambda: self._send("GET", "/types"), "list volume types").json()
+        return sorted(str(t.get("name")) for t in body.get("volume_types") or [])
+
     # --- removal after a failure ------------------------------------------------------
 
     def remove_volume(self, volume_id: str, *, timeout: float) -> None:
