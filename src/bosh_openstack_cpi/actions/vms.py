@@ -150,6 +150,8 @@ def _warn_about_ignored_input(
             ", ".join(vm_type.unknown_keys),
             ", ".join(sorted(vm_properties.KNOWN_VM_TYPE_KEYS)),
         )
+    for warning in vm_type.warnings:
+        log.warning("%s", warning)
     for network in (*plan.private, *([plan.vip] if plan.vip else [])):
         if network.unknown_keys:
             log.warning(
@@ -267,14 +269,27 @@ def _vrrp_address(
             f"Network '{gateway.name}' is a dynamic network. VRRP (allowed_address_pairs) is "
             "supported on manual networks only"
         )
-    if gateway.vrrp_port_check and not cloud.network.ports_with_ip(address):
+    if not _vrrp_port_check_wanted(vm_type, gateway):
+        return address
+    if "/" in address:
+        log.info("allowed_address_pairs %s is a prefix: no single VRRP port to check", address)
+        return address
+    if not cloud.network.ports_with_ip(address):
         raise CloudError(
             f"Configured VRRP port with ip '{address}' does not exist: reserve the address "
             "with an unbound Neutron port (openstack port create --fixed-ip "
             f"ip-address={address} ...), or set vrrp_port_check: false on network "
-            f"'{gateway.name}'"
+            f"'{gateway.name}' or on the VM type"
         )
     return address
+
+
+def _vrrp_port_check_wanted(
+    vm_type: vm_properties.VmType, gateway: vm_properties.NetworkSpec
+) -> bool:
+    """On unless switched off on the network (the Ruby CPI's place, default on) or on the
+    VM type (the Go CPI's place): either reference's manifest keeps its meaning."""
+    return gateway.vrrp_port_check and vm_type.vrrp_port_check is not False
 
 
 def _microversion(vm_type: vm_properties.VmType, boot_volume_gib: int | None) -> str | None:

@@ -475,6 +475,43 @@ def test_vrrp_without_its_port_fails_before_anything_is_created():
     assert call.cloud.network.created == []
 
 
+@pytest.mark.parametrize(
+    ("vm_level", "network_level"),
+    [({"vrrp_port_check": False}, {}), ({}, {"vrrp_port_check": False})],
+)
+def test_vrrp_check_is_skipped_when_the_vm_type_or_the_network_switches_it_off(
+    vm_level, network_level
+):
+    call = FakeCall()
+    net_id = "11111111-1111-4111-8111-111111111111"
+    network = {**MANUAL["private"], "cloud_properties": {"net_id": net_id, **network_level}}
+    _create(
+        call,
+        cloud_properties={
+            "instance_type": "m1.small",
+            "allowed_address_pairs": "10.0.0.9",
+            **vm_level,
+        },
+        networks={"private": network},
+    )
+    assert call.cloud.network.created[0]["allowed_address_pairs"] == ["10.0.0.9"]
+
+
+def test_a_vrrp_prefix_needs_no_reserved_port():
+    call = FakeCall()
+    _create(
+        call, cloud_properties={"instance_type": "m1.small", "allowed_address_pairs": "10.0.0.0/24"}
+    )
+    assert call.cloud.network.created[0]["allowed_address_pairs"] == ["10.0.0.0/24"]
+
+
+def test_unknown_root_disk_keys_are_logged(caplog):
+    call = FakeCall()
+    with caplog.at_level("WARNING"):
+        _create(call, cloud_properties={"instance_type": "m1.small", "root_disk": {"tier": 1}})
+    assert "Ignoring unknown root_disk keys: tier" in caplog.text
+
+
 def test_security_group_precedence():
     config = FakeCall().openstack
     plan = vm_properties.parse_networks(
