@@ -132,7 +132,7 @@ class OpenStackConfig:
 @dataclass(frozen=True)
 class CpiConfig:
     openstack: OpenStackConfig
-    # Passed through to the agent settings (mbus, ntp, blobstore).
+    # Copied into the agent settings (mbus, ntp, blobstore, ...; agent_settings.py).
     agent: dict[str, Any]
     ignored_keys: tuple[str, ...] = ()
     # Values read leniently, as the reference reads them; each call logs them as warnings.
@@ -175,7 +175,7 @@ def load(document: dict[str, Any], context: dict[str, Any]) -> CpiConfig:
     if agent is None:
         agent = {}
     elif not isinstance(agent, dict):
-        checker.fail("agent", "must be an object (mbus, ntp, blobstore)", agent)
+        checker.fail("agent", "must be an object (mbus, ntp, blobstore, ...)", agent)
         agent = {}
     checker.raise_if_failed()
     if config is None:  # every path that leaves it None recorded a problem

@@ -152,6 +152,15 @@ def _warn_about_ignored_input(
         )
     for warning in vm_type.warnings:
         log.warning("%s", warning)
+    from bosh_openstack_cpi import agent_settings
+
+    shadowed = agent_settings.shadowed_agent_keys(call.config.agent)
+    if shadowed:
+        log.warning(
+            "Ignoring agent properties %s of the CPI config: the CPI writes these agent "
+            "settings itself",
+            ", ".join(shadowed),
+        )
     for network in (*plan.private, *([plan.vip] if plan.vip else [])):
         if network.unknown_keys:
             log.warning(

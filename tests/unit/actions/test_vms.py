@@ -160,10 +160,11 @@ class FakeCall:
     api_version: int = 2
     stemcell_api_version: int = 3
     director_uuid: str = "director-1"
+    agent: dict[str, Any] = field(default_factory=lambda: {"mbus": "nats://m", "ntp": []})
 
     @property
     def config(self) -> CpiConfig:
-        return CpiConfig(openstack=self.openstack, agent={"mbus": "nats://m", "ntp": []})
+        return CpiConfig(openstack=self.openstack, agent=self.agent)
 
 
 MANUAL = {
@@ -503,6 +504,15 @@ def test_a_vrrp_prefix_needs_no_reserved_port():
         call, cloud_properties={"instance_type": "m1.small", "allowed_address_pairs": "10.0.0.0/24"}
     )
     assert call.cloud.network.created[0]["allowed_address_pairs"] == ["10.0.0.0/24"]
+
+
+def test_agent_keys_the_cpi_writes_itself_are_named_in_a_warning(caplog):
+    call = FakeCall(agent={"mbus": "nats://m", "env": {"x": 1}, "parallel": 5})
+    with caplog.at_level("WARNING"):
+        _create(call)
+    assert "Ignoring agent properties env of the CPI config" in caplog.text
+    assert _user_data(call)["parallel"] == 5
+    assert _user_data(call)["env"] == {"bosh": {"group": "g"}}
 
 
 def test_unknown_root_disk_keys_are_logged(caplog):
