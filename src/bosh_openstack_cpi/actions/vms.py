@@ -228,23 +228,25 @@ def _zones(
     if not disk_cids or call.config.openstack.ignore_server_availability_zone:
         return [requested], False
     disk_zones = _disk_zones(call.cloud, disk_cids)
-    distinct = {zone for zone in disk_zones.values() if zone}
+    distinct = sorted({zone for zone in disk_zones.values() if zone})
+    where = ", ".join(f"disk '{d}' is in zone '{z}'" for d, z in disk_zones.items())
     if requested:
-        distinct.add(requested)
-    if len(distinct) > 1:
-        vm_part = f"the VM type asks for zone '{requested}'" if requested else ""
-        disks_part = ", ".join(f"disk '{d}' is in zone '{z}'" for d, z in disk_zones.items())
-        raise CloudError(
-            "Can't use multiple availability zones: "
-            + ", ".join(p for p in (vm_part, disks_part) if p)
-            + ". A VM can only get its persistent disks in its own zone: use the zone of the "
-            "disks, or set openstack.ignore_server_availability_zone: true if your Cinder zones "
-            "are not Nova zones"
-        )
-    if not distinct:
+        if distinct and distinct != [requested]:
+            # The reference never looked; Nova's default cross_az_attach lets the disks attach.
+            log.warning(
+                "The VM type asks for zone '%s' but %s: creating the VM in zone '%s'; the "
+                "disks attach across zones only if Nova allows it (cross_az_attach)",
+                requested,
+                where,
+                requested,
+            )
         return [requested], False
-    zone = distinct.pop()
-    return [zone], requested is None
+    if len(distinct) > 1:
+        log.warning("Disks in several zones (%s): Nova picks the VM's zone", where)
+        return [None], False
+    if not distinct:
+        return [None], False
+    return [distinct[0]], True
 
 
 def _disk_zones(cloud: Cloud, disk_cids: list[str]) -> dict[str, str]:

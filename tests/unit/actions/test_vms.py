@@ -583,16 +583,34 @@ def test_the_vm_goes_to_the_zone_of_its_disks():
     assert call.cloud.compute.bodies[0]["server"]["availability_zone"] == "z2"
 
 
-def test_disks_in_several_zones_or_another_than_the_vm_types_are_refused():
+def test_the_vm_types_zone_wins_over_its_disks_with_a_warning(caplog):
+    """As the reference CPI, which never looked at the disks (Nova's default
+    cross_az_attach lets them attach)."""
     call = FakeCall()
-    call.cloud.volume.zones = {"d-1": "z1", "d-2": "z2"}
-    with pytest.raises(CloudError, match="disk 'd-1' is in zone 'z1', disk 'd-2' is in zone 'z2'"):
-        _create(call, disk_cids=["d-1", "d-2"])
     call.cloud.volume.zones = {"d-1": "z1"}
     properties = {"instance_type": "m1.small", "availability_zone": "z2"}
-    with pytest.raises(CloudError, match=r"asks for zone 'z2'.*ignore_server_availability_zone"):
+    with caplog.at_level("WARNING"):
         _create(call, cloud_properties=properties, disk_cids=["d-1"])
-    assert call.cloud.network.created == []
+    assert call.cloud.compute.bodies[0]["server"]["availability_zone"] == "z2"
+    assert "asks for zone 'z2' but disk 'd-1' is in zone 'z1'" in caplog.text
+
+
+def test_disks_in_several_zones_leave_the_choice_to_nova_with_a_warning(caplog):
+    call = FakeCall()
+    call.cloud.volume.zones = {"d-1": "z1", "d-2": "z2"}
+    with caplog.at_level("WARNING"):
+        _create(call, disk_cids=["d-1", "d-2"])
+    assert "availability_zone" not in call.cloud.compute.bodies[0]["server"]
+    assert "disk 'd-1' is in zone 'z1', disk 'd-2' is in zone 'z2'" in caplog.text
+
+
+def test_disks_in_the_vm_types_zone_need_no_warning(caplog):
+    call = FakeCall()
+    call.cloud.volume.zones = {"d-1": "z2"}
+    properties = {"instance_type": "m1.small", "availability_zone": "z2"}
+    with caplog.at_level("WARNING"):
+        _create(call, cloud_properties=properties, disk_cids=["d-1"])
+    assert "zone" not in caplog.text
 
 
 def test_a_missing_disk_is_named():
