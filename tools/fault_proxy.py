@@ -184,9 +184,11 @@ class FaultProxy:
         upstreams: dict[str, str],
         plan: FaultPlan | None = None,
         tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
     ) -> None:
         """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"};
-        `tls`: certificate and key files for HTTPS listeners (None: plain HTTP)."""
+        `tls`: certificate and key files for HTTPS listeners (None: plain HTTP);
+        `client_ca`: with `tls`, clients must present a certificate this CA signed."""
         for url in upstreams.values():
             host = urlsplit(url).hostname or ""
             if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
@@ -204,6 +206,9 @@ class FaultProxy:
         if tls is not None:
             self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._tls.load_cert_chain(*tls)
+            if client_ca is not None:
+                self._tls.verify_mode = ssl.CERT_REQUIRED
+                self._tls.load_verify_locations(client_ca)
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> FaultProxy:

@@ -67,8 +67,20 @@ KNOWN_OPENSTACK_KEYS = frozenset(
     }
 )
 
+# The excon options of the reference CPI this CPI reads; any other is ignored with a warning.
 KNOWN_CONNECTION_OPTIONS = frozenset(
-    {"ca_cert", "ssl_verify_peer", "connect_timeout", "read_timeout", "write_timeout"}
+    {
+        "ca_cert",
+        "ssl_verify_peer",
+        "ssl_verify_hostname",
+        "ssl_ca_file",
+        "ssl_ca_path",
+        "client_cert",
+        "client_key",
+        "connect_timeout",
+        "read_timeout",
+        "write_timeout",
+    }
 )
 
 DEFAULT_HTTP_TIMEOUT = 120.0
@@ -85,6 +97,12 @@ _AUTH_KEYS = (
 class ConnectionOptions:
     ca_cert: str | None = None
     ssl_verify_peer: bool = True
+    ssl_verify_hostname: bool = True
+    # Paths on the machine the CPI runs on, as excon takes them.
+    ssl_ca_file: str | None = None
+    ssl_ca_path: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     connect_timeout: float | None = None
     read_timeout: float | None = None
     write_timeout: float | None = None
@@ -526,10 +544,26 @@ class _Checker:
             if not _blank(ca_cert):
                 self.fail(f"{prefix}.ca_cert", "must hold one or more PEM certificates", ca_cert)
             ca_cert = None
-        verify = self.boolean(value, "ssl_verify_peer", True, prefix)
+        ignored = sorted(k for k in value if k not in KNOWN_CONNECTION_OPTIONS)
+        if ignored:
+            self.warnings.append(
+                f"Ignoring {prefix} this CPI does not read: {', '.join(ignored)} (read: "
+                f"{', '.join(sorted(KNOWN_CONNECTION_OPTIONS))})"
+            )
+        client_cert = self.string(value, "client_cert", prefix)
+        client_key = self.string(value, "client_key", prefix)
+        if client_key is not None and client_cert is None:
+            self.fail(
+                f"{prefix}.client_key", "needs client_cert (the certificate file)", show=False
+            )
         return ConnectionOptions(
             ca_cert=ca_cert or None,
-            ssl_verify_peer=verify,
+            ssl_verify_peer=self.boolean(value, "ssl_verify_peer", True, prefix),
+            ssl_verify_hostname=self.boolean(value, "ssl_verify_hostname", True, prefix),
+            ssl_ca_file=self.string(value, "ssl_ca_file", prefix),
+            ssl_ca_path=self.string(value, "ssl_ca_path", prefix),
+            client_cert=client_cert,
+            client_key=client_key,
             connect_timeout=self.seconds(value, "connect_timeout", None, prefix),
             read_timeout=self.seconds(value, "read_timeout", None, prefix),
             write_timeout=self.seconds(value, "write_timeout", None, prefix),

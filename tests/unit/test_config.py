@@ -263,3 +263,33 @@ def test_other_boolean_strings_stay_refused():
     assert "openstack.use_dhcp must be true or false, got a string" in _problems(
         _document(use_dhcp="no")
     )
+
+
+def test_excon_tls_options_are_read_and_the_others_named_in_a_warning():
+    options = {
+        "ssl_ca_file": "/etc/ssl/ca.pem",
+        "ssl_ca_path": "/etc/ssl/certs",
+        "client_cert": "/var/vcap/client.pem",
+        "client_key": "/var/vcap/client.key",
+        "ssl_verify_hostname": False,
+        "ciphers": "HIGH",
+        "ssl_version": "TLSv1_2",
+    }
+    loaded = config.load(_document(connection_options=options), {})
+    connection = loaded.openstack.connection
+    assert connection.ssl_ca_file == "/etc/ssl/ca.pem"
+    assert connection.ssl_ca_path == "/etc/ssl/certs"
+    assert (connection.client_cert, connection.client_key) == (
+        "/var/vcap/client.pem",
+        "/var/vcap/client.key",
+    )
+    assert connection.ssl_verify_hostname is False
+    (warning,) = loaded.warnings
+    assert warning.startswith(
+        "Ignoring openstack.connection_options this CPI does not read: ciphers, ssl_version"
+    )
+
+
+def test_a_client_key_needs_its_certificate():
+    message = _problems(_document(connection_options={"client_key": "/k.pem"}))
+    assert "openstack.connection_options.client_key needs client_cert" in message
