@@ -115,8 +115,19 @@ def test_config_errors_come_back_as_one_response(bosh_tree: Path):
     response = json.loads(completed.stdout)
     assert response["error"]["type"] == "Bosh::Clouds::CloudError"
     assert "openstack.auth_url is required" in response["error"]["message"]
-    # the log goes to stderr too, line by line, for the director's task log
+    # the log goes to stderr, line by line, for the director's task log
     assert "openstack.auth_url is required" in completed.stderr.decode()
+
+
+def test_the_task_cpi_log_gets_each_line_once(bosh_tree: Path):
+    """The director's external_cpi.rb appends every stderr line to the task's CPI log,
+    then the response's `log` to the same file: that file, rebuilt, holds each line once."""
+    request = {"method": "has_vm", "arguments": [MISSING_VM], "context": {"director_uuid": "d"}}
+    completed = _director_run(bosh_tree, json.dumps(request).encode())
+    task_cpi_log = completed.stderr.decode() + json.loads(completed.stdout)["log"]
+    lines = task_cpi_log.splitlines()
+    assert any("has_vm failed" in line for line in lines)
+    assert len(lines) == len(set(lines))
 
 
 @pytest.mark.parametrize(
