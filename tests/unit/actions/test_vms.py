@@ -230,6 +230,13 @@ def test_api_version_1_answers_the_cid_only():
     assert _create(FakeCall(api_version=1)) == "s-1"
 
 
+def test_api_version_3_answers_as_2():
+    """v3 changes only create_stemcell; the director reads create_vm's answer as in v2."""
+    vm_cid, networks = _create(FakeCall(api_version=3))
+    assert vm_cid == "s-1"
+    assert networks["private"]["mac"]
+
+
 def test_dynamic_network_gets_security_groups_and_config_drive():
     call = FakeCall(openstack=replace(FakeCall().openstack, config_drive="cdrom"))
     _create(

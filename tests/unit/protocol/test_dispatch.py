@@ -20,7 +20,7 @@ def test_info_answers_without_config():
     response, _ = _call("info", [])
     assert response == {
         "result": {
-            "api_version": 2,
+            "api_version": 3,
             "stemcell_formats": ["openstack-raw", "openstack-qcow2", "openstack-light"],
         },
         "error": None,
