@@ -74,10 +74,11 @@ def _present_client_certificate(tls: ssl.SSLContext, settings: TlsSettings) -> N
     if settings.client_cert is None:
         return
     client_cert = settings.client_cert
+    # An empty passphrase: OpenSSL would otherwise ask for one on the terminal.
     _loaded(
-        lambda: tls.load_cert_chain(client_cert, settings.client_key),
+        lambda: tls.load_cert_chain(client_cert, settings.client_key, password=b""),
         "client_cert and client_key (PEM files: the certificate, and its private key "
-        "unless the certificate file holds it)",
+        "unless the certificate file holds it; the key must not be encrypted)",
     )
 
 

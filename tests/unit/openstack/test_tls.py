@@ -194,3 +194,20 @@ def test_unusable_files_name_the_options(tmp_path):
         tls.context(TlsSettings(ca_file=missing))
     with pytest.raises(CloudError, match="cannot use client_cert and client_key"):
         tls.context(TlsSettings(client_cert=missing))
+
+
+def test_an_encrypted_client_key_is_refused_without_asking_for_a_passphrase(pki, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pki["client_key"].read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    settings = TlsSettings(client_cert=str(pki["client_cert"]), client_key=str(encrypted))
+    with pytest.raises(CloudError, match="the key must not be encrypted"):
+        tls.context(settings)
