@@ -184,11 +184,13 @@ class FaultProxy:
         upstreams: dict[str, str],
         plan: FaultPlan | None = None,
         tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
         *,
         path_prefixes: bool = False,
     ) -> None:
         """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"};
         `tls`: certificate and key files for HTTPS listeners (None: plain HTTP);
+        `client_ca`: with `tls`, clients must present a certificate this CA signed;
         `path_prefixes`: publish each service under `/<service name>` of its listener, as
         clouds behind one front end do (`https://api/compute/v2.1`): the catalog and every
         answer's links say so, and a request without the prefix gets 404."""
@@ -210,6 +212,9 @@ class FaultProxy:
         if tls is not None:
             self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._tls.load_cert_chain(*tls)
+            if client_ca is not None:
+                self._tls.verify_mode = ssl.CERT_REQUIRED
+                self._tls.load_verify_locations(client_ca)
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> FaultProxy:

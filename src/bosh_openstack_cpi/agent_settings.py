@@ -19,8 +19,8 @@ SYSTEM_DISK = "/dev/sda"
 EPHEMERAL_DISK = "/dev/sdb"
 # Nova refuses user_data longer than 65535 characters, counted base64-encoded.
 USER_DATA_LIMIT = 65535
-# Keys of the CPI config's `agent` section copied into the settings.
-AGENT_CONFIG_KEYS = ("mbus", "ntp", "blobstore")
+# Keys the CPI writes itself; an `agent` section key of the same name does not replace them.
+CPI_KEYS = frozenset({"server", "vm", "agent_id", "networks", "dns", "disks", "env"})
 # Same length as a real MAC: the size check before any port exists is exact.
 PLACEHOLDER_MAC = "00:00:00:00:00:00"
 
@@ -77,10 +77,16 @@ def build(
         settings["dns"] = {"nameserver": dns}
     settings["disks"] = disks
     settings["env"] = env
-    for key in AGENT_CONFIG_KEYS:
-        if agent_config.get(key) is not None:
-            settings[key] = agent_config[key]
+    for key, value in agent_config.items():
+        if key not in CPI_KEYS and value is not None:
+            settings[key] = value
     return settings
+
+
+def shadowed_agent_keys(agent_config: dict[str, Any]) -> list[str]:
+    """Keys of the config's `agent` section that the CPI's own settings win over (the
+    reference let them replace the VM's identity, networks, disks and env)."""
+    return sorted(k for k in agent_config if k in CPI_KEYS)
 
 
 def encode(settings: dict[str, Any]) -> str:

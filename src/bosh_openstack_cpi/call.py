@@ -46,6 +46,8 @@ class Call:
             if self._config.ignored_keys:
                 ignored = ", ".join(self._config.ignored_keys)
                 log.warning("Ignoring unknown openstack properties: %s", ignored)
+            for warning in self._config.warnings:
+                log.warning("%s", warning)
         return self._config
 
     @property

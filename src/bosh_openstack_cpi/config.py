@@ -67,8 +67,20 @@ KNOWN_OPENSTACK_KEYS = frozenset(
     }
 )
 
+# The excon options of the reference CPI this CPI reads; any other is ignored with a warning.
 KNOWN_CONNECTION_OPTIONS = frozenset(
-    {"ca_cert", "ssl_verify_peer", "connect_timeout", "read_timeout", "write_timeout"}
+    {
+        "ca_cert",
+        "ssl_verify_peer",
+        "ssl_verify_hostname",
+        "ssl_ca_file",
+        "ssl_ca_path",
+        "client_cert",
+        "client_key",
+        "connect_timeout",
+        "read_timeout",
+        "write_timeout",
+    }
 )
 
 DEFAULT_HTTP_TIMEOUT = 120.0
@@ -85,6 +97,12 @@ _AUTH_KEYS = (
 class ConnectionOptions:
     ca_cert: str | None = None
     ssl_verify_peer: bool = True
+    ssl_verify_hostname: bool = True
+    # Paths on the machine the CPI runs on, as excon takes them.
+    ssl_ca_file: str | None = None
+    ssl_ca_path: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
     connect_timeout: float | None = None
     read_timeout: float | None = None
     write_timeout: float | None = None
@@ -132,9 +150,11 @@ class OpenStackConfig:
 @dataclass(frozen=True)
 class CpiConfig:
     openstack: OpenStackConfig
-    # Passed through to the agent settings (mbus, ntp, blobstore).
+    # Copied into the agent settings (mbus, ntp, blobstore, ...; agent_settings.py).
     agent: dict[str, Any]
     ignored_keys: tuple[str, ...] = ()
+    # Values read leniently, as the reference reads them; each call logs them as warnings.
+    warnings: tuple[str, ...] = ()
 
 
 def read_config_file(path: str) -> dict[str, Any]:
@@ -173,13 +193,15 @@ def load(document: dict[str, Any], context: dict[str, Any]) -> CpiConfig:
     if agent is None:
         agent = {}
     elif not isinstance(agent, dict):
-        checker.fail("agent", "must be an object (mbus, ntp, blobstore)", agent)
+        checker.fail("agent", "must be an object (mbus, ntp, blobstore, ...)", agent)
         agent = {}
     checker.raise_if_failed()
     if config is None:  # every path that leaves it None recorded a problem
         raise ConfigError("Invalid CPI configuration")
     ignored = tuple(sorted(k for k in merged if k not in KNOWN_OPENSTACK_KEYS))
-    return CpiConfig(openstack=config, agent=agent, ignored_keys=ignored)
+    return CpiConfig(
+        openstack=config, agent=agent, ignored_keys=ignored, warnings=tuple(checker.warnings)
+    )
 
 
 def _cloud_properties(document: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +232,11 @@ def _register_secrets(openstack: dict[str, Any], properties: dict[str, Any]) -> 
             register_secret(urlsplit(agent["mbus"]).password)
 
 
+def _blank(value: object) -> bool:
+    """Unset: absent, null, or a string of nothing but white space."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _describe(value: object, reveal: bool = True) -> str:
     """What was given, by type; the value itself only where it cannot be a secret."""
     if isinstance(value, str):
@@ -232,6 +259,7 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(
         self,
@@ -256,20 +284,40 @@ class _Checker:
         value = section.get(key)
         if value is None:
             return None
-        if not isinstance(value, str) or not value.strip():
+        if _blank(value):
+            # The reference passed "" on; it names nothing, so it can only mean unset.
+            self.warnings.append(f"{prefix}.{key} is an empty string: read as unset")
+            return None
+        if not isinstance(value, str):
             # string-valued keys include passwords: never echo their value
             self.fail(f"{prefix}.{key}", "must be a non-empty string", value, reveal=False)
             return None
         return value
 
-    def boolean(self, section: dict[str, Any], key: str, default: bool) -> bool:
+    def boolean(
+        self, section: dict[str, Any], key: str, default: bool, prefix: str = "openstack"
+    ) -> bool:
         value = section.get(key)
         if value is None:
             return default
+        if value in ("true", "false"):
+            # A quoted boolean in a manifest: the reference let it through; read it as written.
+            self.warnings.append(
+                f"{prefix}.{key} is the string '{value}': read as the boolean {value}"
+            )
+            return bool(value == "true")
         if not isinstance(value, bool):
-            self.fail(f"openstack.{key}", "must be true or false", value)
+            self.fail(f"{prefix}.{key}", "must be true or false", value)
             return default
         return value
+
+    def poll_interval(self, section: dict[str, Any]) -> float:
+        """0 means the shortest pause (the reference slept 0 s between polls)."""
+        from bosh_openstack_cpi.openstack.waiting import FIRST_INTERVAL
+
+        if section.get("wait_resource_poll_interval") == 0:
+            return FIRST_INTERVAL
+        return self.seconds(section, "wait_resource_poll_interval", 5.0) or 5.0
 
     def seconds(
         self, section: dict[str, Any], key: str, default: float | None, prefix: str = "openstack"
@@ -294,7 +342,7 @@ class _Checker:
             )
             config_drive = None
         state_timeout = self.seconds(section, "state_timeout", 300.0)
-        poll_interval = self.seconds(section, "wait_resource_poll_interval", 5.0)
+        poll_interval = self.poll_interval(section)
         connection = self._connection_options(section.get("connection_options"))
         if auth_url is None or auth is None:
             return None
@@ -304,7 +352,7 @@ class _Checker:
             region=self.string(section, "region"),
             endpoint_type=endpoint_type,
             state_timeout=state_timeout or 300.0,
-            wait_resource_poll_interval=poll_interval or 5.0,
+            wait_resource_poll_interval=poll_interval,
             boot_from_volume=self.boolean(section, "boot_from_volume", False),
             stemcell_public_visibility=self.boolean(section, "stemcell_public_visibility", False),
             connection=connection,
@@ -339,7 +387,7 @@ class _Checker:
     def _auth_url(self, section: dict[str, Any]) -> str | None:
         url = self.string(section, "auth_url")
         if url is None:
-            if section.get("auth_url") is None:
+            if _blank(section.get("auth_url")):
                 self.fail("openstack.auth_url", "is required: the Keystone v3 URL", show=False)
             return None
         try:
@@ -387,7 +435,7 @@ class _Checker:
         api_key = self.string(section, "api_key")
         credential_id = self.string(section, "application_credential_id")
         credential_secret = self.string(section, "application_credential_secret")
-        given = {k for k in _AUTH_KEYS if section.get(k) is not None}
+        given = {k for k in _AUTH_KEYS if not _blank(section.get(k))}
         password_given = bool(given & {"username", "api_key"})
         credential_given = bool(
             given & {"application_credential_id", "application_credential_secret"}
@@ -493,16 +541,29 @@ class _Checker:
         if ca_cert is not None and (
             not isinstance(ca_cert, str) or "-----BEGIN CERTIFICATE-----" not in ca_cert
         ):
-            if ca_cert != "":
+            if not _blank(ca_cert):
                 self.fail(f"{prefix}.ca_cert", "must hold one or more PEM certificates", ca_cert)
             ca_cert = None
-        verify = value.get("ssl_verify_peer", True)
-        if not isinstance(verify, bool):
-            self.fail(f"{prefix}.ssl_verify_peer", "must be true or false", verify)
-            verify = True
+        ignored = sorted(k for k in value if k not in KNOWN_CONNECTION_OPTIONS)
+        if ignored:
+            self.warnings.append(
+                f"Ignoring {prefix} this CPI does not read: {', '.join(ignored)} (read: "
+                f"{', '.join(sorted(KNOWN_CONNECTION_OPTIONS))})"
+            )
+        client_cert = self.string(value, "client_cert", prefix)
+        client_key = self.string(value, "client_key", prefix)
+        if client_key is not None and client_cert is None:
+            self.fail(
+                f"{prefix}.client_key", "needs client_cert (the certificate file)", show=False
+            )
         return ConnectionOptions(
             ca_cert=ca_cert or None,
-            ssl_verify_peer=verify,
+            ssl_verify_peer=self.boolean(value, "ssl_verify_peer", True, prefix),
+            ssl_verify_hostname=self.boolean(value, "ssl_verify_hostname", True, prefix),
+            ssl_ca_file=self.string(value, "ssl_ca_file", prefix),
+            ssl_ca_path=self.string(value, "ssl_ca_path", prefix),
+            client_cert=client_cert,
+            client_key=client_key,
             connect_timeout=self.seconds(value, "connect_timeout", None, prefix),
             read_timeout=self.seconds(value, "read_timeout", None, prefix),
             write_timeout=self.seconds(value, "write_timeout", None, prefix),

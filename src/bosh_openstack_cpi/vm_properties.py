@@ -28,6 +28,7 @@ KNOWN_VM_TYPE_KEYS = frozenset(
         "boot_from_volume",
         "root_disk",
         "allowed_address_pairs",
+        "vrrp_port_check",
         "loadbalancer_pools",
     }
 )
@@ -54,7 +55,10 @@ class VmType:
     boot_from_volume: bool = False
     root_disk: RootDisk = RootDisk()
     allowed_address_pairs: str | None = None
+    # The Go CPI reads the VRRP check here, the Ruby CPI on the network; None: not set.
+    vrrp_port_check: bool | None = None
     unknown_keys: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class _Problems:
     def __init__(self, what: str) -> None:
         self.what = what
         self.items: list[str] = []
+        self.warnings: list[str] = []
 
     def add(self, problem: str) -> None:
         self.items.append(problem)
@@ -179,12 +184,16 @@ def parse_vm_type(cloud_properties: dict[str, Any], config: OpenStackConfig) -> 
     root_disk = _root_disk(cloud_properties.get("root_disk"), problems)
 
     pairs = cloud_properties.get("allowed_address_pairs")
-    if pairs is not None and not _is_ip(pairs):
+    if pairs is not None and not (_is_ip(pairs) or _is_cidr(pairs)):
         problems.add(
-            "allowed_address_pairs must be one IP address (the VRRP address), got "
-            f"{_describe(pairs)}"
+            "allowed_address_pairs must be one IP address (the VRRP address) or a CIDR such "
+            f"as 10.0.0.0/24, got {_describe(pairs)}"
         )
         pairs = None
+    vrrp_check = cloud_properties.get("vrrp_port_check")
+    if vrrp_check is not None and not isinstance(vrrp_check, bool):
+        problems.add(f"vrrp_port_check must be true or false, got {_describe(vrrp_check)}")
+        vrrp_check = None
 
     problems.raise_if_any()
     return VmType(
@@ -197,7 +206,9 @@ def parse_vm_type(cloud_properties: dict[str, Any], config: OpenStackConfig) -> 
         boot_from_volume=boot_from_volume,
         root_disk=root_disk,
         allowed_address_pairs=pairs,
+        vrrp_port_check=vrrp_check,
         unknown_keys=tuple(sorted(k for k in cloud_properties if k not in KNOWN_VM_TYPE_KEYS)),
+        warnings=tuple(problems.warnings),
     )
 
 
@@ -238,20 +249,28 @@ def _root_disk(value: object, problems: _Problems) -> RootDisk:
             f"{_describe(value)}"
         )
         return RootDisk()
-    size = value.get("size")
-    if size is not None and (
-        isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= cids.MAX_VOLUME_GIB
-    ):
+    size = _whole_gib(value.get("size"))
+    if value.get("size") is not None and size is None:
         problems.add(
             f"root_disk.size must be a whole number of GiB, from 1 to {cids.MAX_VOLUME_GIB}, got "
-            f"{_describe(size)}"
+            f"{_describe(value.get('size'))}"
         )
-        size = None
     volume_type = _optional_string(value.get("type"), "root_disk.type", problems)
     unknown = sorted(k for k in value if k not in KNOWN_ROOT_DISK_KEYS)
     if unknown:
-        problems.add(f"root_disk has unknown keys {', '.join(unknown)} (known: size, type)")
+        problems.warnings.append(
+            f"Ignoring unknown root_disk keys: {', '.join(unknown)} (known: size, type)"
+        )
     return RootDisk(size_gib=size, volume_type=volume_type)
+
+
+def _whole_gib(size: object) -> int | None:
+    """A size in GiB: an integer, or a float without a fraction (10.0, as YAML may give)."""
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)
+    if isinstance(size, bool) or not isinstance(size, int):
+        return None
+    return size if 1 <= size <= cids.MAX_VOLUME_GIB else None
 
 
 def _is_ip(value: object) -> bool:
@@ -259,6 +278,17 @@ def _is_ip(value: object) -> bool:
         return False
     try:
         ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_cidr(value: object) -> bool:
+    """A prefix Neutron accepts in allowed_address_pairs (host bits may be set)."""
+    if not isinstance(value, str) or "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
     except ValueError:
         return False
     return True

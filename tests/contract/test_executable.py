@@ -78,7 +78,7 @@ def test_info_through_bin_cpi_with_a_wiped_environment(bosh_tree: Path):
     completed = _director_run(bosh_tree, json.dumps(INFO).encode())
     assert completed.returncode == 0
     response = json.loads(completed.stdout)
-    assert response["result"]["api_version"] == 2
+    assert response["result"]["api_version"] == 3
     assert response["error"] is None
     assert completed.stdout.count(b"\n") == 1  # one document, nothing else
 
@@ -101,7 +101,7 @@ def test_create_env_style_environment_is_honoured(bosh_tree: Path, bin_cpi: str)
         check=False,
         timeout=60,
     )
-    assert json.loads(completed.stdout)["result"]["api_version"] == 2
+    assert json.loads(completed.stdout)["result"]["api_version"] == 3
 
 
 def test_config_errors_come_back_as_one_response(bosh_tree: Path):
@@ -115,8 +115,46 @@ def test_config_errors_come_back_as_one_response(bosh_tree: Path):
     response = json.loads(completed.stdout)
     assert response["error"]["type"] == "Bosh::Clouds::CloudError"
     assert "openstack.auth_url is required" in response["error"]["message"]
-    # the log goes to stderr too, line by line, for the director's task log
+    # the log goes to stderr, line by line, for the director's task log
     assert "openstack.auth_url is required" in completed.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("client", "arguments"),
+    [
+        # The director: min(info's api_version, its preferred 3) = 3, and v3's create_stemcell
+        # gets the stemcell's tags as a third argument (update_stemcell.rb).
+        ("director", ["/tmp/image", {"name": "s", "version": "1"}, {"tags": {"team": "blue"}}]),
+        # bosh-cli (create-env) caps the version at 2 and sends two arguments.
+        ("bosh-cli", ["/tmp/image", {"name": "s", "version": "1"}]),
+    ],
+)
+def test_both_negotiated_versions_are_served(bosh_tree: Path, client: str, arguments: list[object]):
+    info = json.loads(_director_run(bosh_tree, json.dumps(INFO).encode()).stdout)["result"]
+    negotiated = min(info["api_version"], 3 if client == "director" else 2)
+    request = {
+        "method": "create_stemcell",
+        "arguments": arguments,
+        "context": {"director_uuid": "d"},
+        "api_version": negotiated,
+    }
+    completed = _director_run(bosh_tree, json.dumps(request).encode())
+    response = json.loads(completed.stdout)
+    # the arguments were accepted: what stops this call is the empty test config
+    assert response["error"]["type"] == "Bosh::Clouds::CloudError", response["error"]
+    assert "openstack.auth_url is required" in response["error"]["message"]
+    assert f"create_stemcell started (api_version {negotiated})" in completed.stderr.decode()
+
+
+def test_the_task_cpi_log_gets_each_line_once(bosh_tree: Path):
+    """The director's external_cpi.rb appends every stderr line to the task's CPI log,
+    then the response's `log` to the same file: that file, rebuilt, holds each line once."""
+    request = {"method": "has_vm", "arguments": [MISSING_VM], "context": {"director_uuid": "d"}}
+    completed = _director_run(bosh_tree, json.dumps(request).encode())
+    task_cpi_log = completed.stderr.decode() + json.loads(completed.stdout)["log"]
+    lines = task_cpi_log.splitlines()
+    assert any("has_vm failed" in line for line in lines)
+    assert len(lines) == len(set(lines))
 
 
 @pytest.mark.parametrize(

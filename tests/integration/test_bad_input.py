@@ -268,7 +268,6 @@ CROSS_KIND = [
     ("delete_snapshot", ["{volume}"]),
     ("delete_stemcell", ["{vm_b}"]),
     ("delete_stemcell", ["{volume}"]),
-    ("create_disk", [1024, {}, "{volume}"]),
 ]
 
 # Requests any call may make that name no resource: tokens and version documents.
@@ -295,6 +294,25 @@ def test_an_id_of_another_kind_reaches_only_its_own_url(
         assert not any(other in path for other in others), f"{verb} {path}"
     if method in ("has_vm", "has_disk"):
         assert result.response["result"] is False
+
+
+def test_create_disk_for_an_id_of_another_kind_looks_up_only_that_server(
+    transport_cpi: CpiProcess, canaries: dict[str, str], before: dict[str, Any]
+) -> None:
+    """A volume's id as create_disk's vm_cid names no server: the id reaches only Nova's
+    server URL, and the disk is made without a zone, as the reference CPI makes it for a
+    VM that does not exist. The canary volume is untouched (`before`)."""
+    volume = canaries["volume"]
+    result = transport_cpi.call("create_disk", 1024, {}, volume)
+    assert result.error is None, result.error
+    made = transport_cpi.call("delete_disk", result.result)
+    assert made.error is None, made.error
+    assert f"VM '{volume}' does not exist: creating the disk without" in result.stderr
+    others = [v for k, v in canaries.items() if v != volume and k != "keypair"]
+    for _, verb, path, _ in requests_in(result.stderr):
+        assert not any(other in path for other in others), f"{verb} {path}"
+        if volume in path:
+            assert verb == "GET" and f"/servers/{volume}" in path, f"{verb} {path}"
 
 
 def test_a_missing_disk_is_not_blamed_on_the_vm(

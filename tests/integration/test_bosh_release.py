@@ -110,7 +110,7 @@ def test_the_packaged_job_answers_as_a_director_starts_it(vcap: Path, cloud: dic
     ]
     cpi = CpiProcess(command, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     info = cpi.call("info")
-    assert info.error is None and info.result["api_version"] == 2
+    assert info.error is None and info.result["api_version"] == 3
     assert ok(cpi.call("has_vm", MISSING_ID)) is False
     image_id = cloud["resources"]["image_id"]
     assert ok(cpi.call("create_stemcell", "/nonexistent", {"image_id": image_id})) == (

@@ -244,3 +244,79 @@ def test_a_cached_token_over_tls_keeps_the_tls_options(
         assert "TLS error talking to OpenStack Compute" in wrong.error["message"]
         assert "connection_options.ca_cert" in wrong.error["message"]
         assert [r.service for r in proxy.records].count("identity") == 1
+
+
+def _cached_calls(
+    cpi_for: Callable[..., CpiProcess],
+    auth_url: str,
+    scratch: Path,
+    env: dict[str, str],
+    **options: Any,
+) -> tuple[CpiResult, CpiResult]:
+    """Two has_vm calls with the token cache: the first authenticates through keystoneauth,
+    the second sends with the cached token through the stdlib transport."""
+    cpi = cpi_for(auth_url=auth_url, token_cache=True, connection_options=options)
+    cpi.env.update({"TMPDIR": str(scratch), **env})
+    return cpi.call("has_vm", _unknown_vm()), cpi.call("has_vm", _unknown_vm())
+
+
+def test_a_ca_only_the_os_store_knows_is_trusted_on_both_transports(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any], admin: Any, tmp_path: Path
+):
+    """As the reference: without ca_cert the OS store is trusted (a director VM's
+    env.bosh.trusted_certs), here the test CA through OpenSSL's SSL_CERT_FILE."""
+    ca, ca_key, ca_name = make_ca(tmp_path, "os-store")
+    cert, key = make_server_cert(tmp_path, ca_key, ca_name)
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    with FaultProxy(cloud_upstreams(admin, cloud), tls=(cert, key)) as proxy:
+        auth_url = proxied_auth_url(proxy, cloud)
+        os_store = {"SSL_CERT_FILE": str(ca), "SSL_CERT_DIR": str(scratch)}
+        for result in _cached_calls(cpi_for, auth_url, scratch, os_store):
+            assert result.error is None, result.error
+        assert [r.service for r in proxy.records].count("identity") == 1  # then cached
+        assert [r.service for r in proxy.records].count("compute") >= 2
+
+        nobody, _, _ = make_ca(tmp_path, "nobody")
+        refused = cpi_for(auth_url=auth_url, token_cache=False)
+        refused.env.update({"SSL_CERT_FILE": str(nobody), "SSL_CERT_DIR": str(tmp_path / "none")})
+        result = refused.call("has_vm", _unknown_vm())
+        assert result.error is not None
+        assert "TLS verification of Keystone" in result.error["message"]
+
+
+def test_mutual_tls_with_ssl_ca_file_client_cert_and_client_key_on_both_transports(
+    cpi_for: Callable[..., CpiProcess], cloud: dict[str, Any], admin: Any, tmp_path: Path
+):
+    """Every service demands a client certificate: the excon options of the reference
+    (paths on the director VM) authenticate the CPI, with a cached token too."""
+    ca, ca_key, ca_name = make_ca(tmp_path, "server")
+    cert, key = make_server_cert(tmp_path, ca_key, ca_name)
+    client_ca, client_ca_key, client_ca_name = make_ca(tmp_path, "client")
+    (tmp_path / "client").mkdir()
+    client_cert, client_key = make_server_cert(tmp_path / "client", client_ca_key, client_ca_name)
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    upstreams = cloud_upstreams(admin, cloud)
+    with FaultProxy(upstreams, tls=(cert, key), client_ca=client_ca) as proxy:
+        auth_url = proxied_auth_url(proxy, cloud)
+        options = {
+            "ssl_ca_file": str(ca),
+            "client_cert": str(client_cert),
+            "client_key": str(client_key),
+            "ciphers": "HIGH",
+        }
+        first, second = _cached_calls(cpi_for, auth_url, scratch, {}, **options)
+        assert first.error is None, first.error
+        assert second.error is None, second.error
+        assert [r.service for r in proxy.records].count("identity") == 1  # then cached
+        assert "Ignoring openstack.connection_options this CPI does not read: ciphers" in (
+            first.stderr
+        )
+
+        anonymous = cpi_for(
+            auth_url=auth_url, token_cache=False, connection_options={"ssl_ca_file": str(ca)}
+        )
+        result = anonymous.call("has_vm", _unknown_vm())
+        assert result.error is not None
+        assert "Keystone" in result.error["message"]

@@ -157,8 +157,18 @@ def test_disk_goes_to_the_zone_of_its_vm(
     ok(ignoring.call("delete_disk", result.result))
 
 
-def test_create_for_a_missing_vm_creates_nothing(cpi: CpiProcess, leak_check):
-    failed(cpi.call("create_disk", 1024, {}, MISSING_ID), "VMNotFound")
+def test_create_for_a_missing_vm_makes_the_disk_without_a_zone(
+    cpi: CpiProcess, cloud: dict[str, Any], project_sdk: Any, leak_check, made
+):
+    """As the reference CPI: a warning, and Cinder's default zone (the test cloud's first;
+    test_disk_goes_to_the_zone_of_its_vm shows a VM's zone wins over it)."""
+    result = cpi.call("create_disk", 1024, {}, MISSING_ID)
+    disk = ok(result)
+    made.volumes.append(disk)
+    assert f"VM '{MISSING_ID}' does not exist: creating the disk without" in result.stderr
+    volume = project_sdk.block_storage.get_volume(disk)
+    assert volume.availability_zone == cloud["resources"]["availability_zones"][0]
+    ok(cpi.call("delete_disk", disk))
 
 
 def test_failed_create_removes_the_volume(cpi: CpiProcess, unplaceable_type: str, leak_check):

@@ -73,6 +73,7 @@ def test_qcow2_upload_with_properties_tags_and_private_visibility(
     stemcell = built["qcow2"]
     properties = _unique(stemcell.cloud_properties)
     cpi.env = director_environment(LOG_LEVEL_ENV)
+    cpi.api_version = 3  # what the director negotiates with this CPI: tags come with v3
     result = cpi.call(
         "create_stemcell", str(stemcell.image), properties, {"tags": {"team": "blue", "id": "x"}}
     )

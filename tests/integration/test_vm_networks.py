@@ -146,6 +146,27 @@ def test_vrrp_without_its_reserved_port_fails_before_creating_anything(
         assert [p["ip_address"] for p in port.allowed_address_pairs] == [vrrp_ip]
 
 
+def test_vrrp_prefix_and_the_go_cpi_vm_level_check(
+    cpi: CpiProcess, cloud: dict[str, Any], admin: Any, leak_check: None
+):
+    """A prefix in allowed_address_pairs (Neutron takes one; the reference passed it on),
+    with the check switched off on the VM type, where the Go CPI reads it."""
+    prefix = cloud["resources"]["networks"]["manual_1"]["cidr"]
+    vrrp_ip = vs.static_ip(cloud, "manual_1", -2)
+    networks = {"private": vs.manual_network(cloud)}
+    go_style = {**vs.SMALL, "allowed_address_pairs": vrrp_ip, "vrrp_port_check": False}
+    with vs.vm(cpi, cloud, networks, go_style) as (vm_cid, _, _):
+        (port,) = vs.ports_of(admin, vm_cid)
+        assert [p["ip_address"] for p in port.allowed_address_pairs] == [vrrp_ip]
+    with vs.vm(cpi, cloud, networks, {**vs.SMALL, "allowed_address_pairs": prefix}) as (
+        vm_cid,
+        _,
+        _,
+    ):
+        (port,) = vs.ports_of(admin, vm_cid)
+        assert [p["ip_address"] for p in port.allowed_address_pairs] == [prefix]
+
+
 @pytest.mark.parametrize("by", ["name", "id"])
 def test_network_security_groups_by_name_or_id(
     cpi: CpiProcess, cloud: dict[str, Any], admin: Any, leak_check: None, by: str

@@ -46,7 +46,7 @@ def test_info_through_the_packaged_runtime_with_an_empty_environment(
     )
     response = json.loads(stdout)
     assert response["error"] is None
-    assert response["result"]["api_version"] == 2
+    assert response["result"]["api_version"] == 3
 
 
 def test_the_runtime_looks_only_inside_the_packages_dir(packages_root: Path) -> None:
@@ -155,4 +155,4 @@ def test_the_venv_names_python_by_its_packages_dir_link(tmp_path: Path) -> None:
     config = (packages / CPI_PACKAGE / "venv/pyvenv.cfg").read_text()
     assert f"home = {packages / PYTHON_PACKAGE / 'bin'}\n" in config
     stdout = run_packaged(packages, "-m", "bosh_openstack_cpi", "/nonexistent/cpi.json", stdin=INFO)
-    assert json.loads(stdout)["result"]["api_version"] == 2
+    assert json.loads(stdout)["result"]["api_version"] == 3

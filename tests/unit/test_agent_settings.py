@@ -36,7 +36,7 @@ def test_full_settings_as_the_agent_reads_them():
         networks=agent_settings.agent_networks(NETWORKS, True, {}),
         has_ephemeral_disk=True,
         env={"bosh": {"group": "g"}},
-        agent_config={"mbus": "nats://n", "ntp": ["ntp1"], "other": "ignored"},
+        agent_config={"mbus": "nats://n", "ntp": ["ntp1"], "blobstore": None},
     )
     assert settings["server"] == {"name": "vm-1"}
     assert settings["vm"] == {"name": "vm-1"}
@@ -46,7 +46,26 @@ def test_full_settings_as_the_agent_reads_them():
     assert settings["env"] == {"bosh": {"group": "g"}}
     assert settings["mbus"] == "nats://n"
     assert settings["ntp"] == ["ntp1"]
-    assert "other" not in settings and "blobstore" not in settings
+    assert "blobstore" not in settings
+
+
+def test_every_agent_key_is_copied_but_the_cpi_keys_stay_the_cpis():
+    agent_config = {"mbus": "nats://n", "blobstore": {"provider": "dav"}, "parallel": 5}
+    settings = agent_settings.build(
+        server_name="vm-1",
+        agent_id="agent-1",
+        networks={"n": {"type": "dynamic"}},
+        has_ephemeral_disk=False,
+        env={"bosh": {"group": "g"}},
+        agent_config={**agent_config, "env": {"x": 1}, "agent_id": "other"},
+    )
+    assert {k: settings[k] for k in agent_config} == agent_config
+    assert settings["env"] == {"bosh": {"group": "g"}}
+    assert settings["agent_id"] == "agent-1"
+    assert agent_settings.shadowed_agent_keys({"env": {}, "agent_id": "x", "ntp": []}) == [
+        "agent_id",
+        "env",
+    ]
 
 
 def test_no_ephemeral_key_without_an_ephemeral_disk_and_no_dns_without_any():

@@ -83,3 +83,11 @@ def test_job_ca_file_is_used_when_the_config_has_no_pem(tmp_path: Path):
     assert call._ca_file() == str(job_ca)
     job_ca.write_text("")
     assert call._ca_file() is None  # the job renders an empty file when no CA is set
+
+
+def test_lenient_config_readings_are_logged_as_warnings(tmp_path: Path, caplog: Any):
+    call = _call(tmp_path, region="", flux=1)
+    with caplog.at_level("WARNING"):
+        assert call.config.openstack.region is None
+    assert "Ignoring unknown openstack properties: flux" in caplog.text
+    assert "openstack.region is an empty string: read as unset" in caplog.text

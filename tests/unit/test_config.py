@@ -224,3 +224,72 @@ def test_token_cache_is_on_by_default_and_can_be_switched_off():
     assert config.load(_document(), {}).openstack.token_cache is True
     assert config.load(_document(token_cache=False), {}).openstack.token_cache is False
     assert "openstack.token_cache must be true or false" in _problems(_document(token_cache=1))
+
+
+def test_empty_optional_strings_are_unset_with_a_warning():
+    loaded = config.load(_document(region="", default_volume_type=" "), {})
+    assert loaded.openstack.region is None
+    assert loaded.openstack.default_volume_type is None
+    assert "openstack.region is an empty string: read as unset" in loaded.warnings
+    assert "openstack.default_volume_type is an empty string: read as unset" in loaded.warnings
+
+
+def test_empty_required_strings_are_still_refused_by_name():
+    message = _problems(_document(auth_url="", username=""))
+    assert "openstack.auth_url is required" in message
+    assert "openstack.username is required with password authentication" in message
+
+
+def test_zero_poll_interval_means_the_shortest_pause():
+    openstack = config.load(_document(wait_resource_poll_interval=0), {}).openstack
+    assert openstack.wait_resource_poll_interval == 0.1
+
+
+def test_negative_poll_interval_is_refused():
+    message = _problems(_document(wait_resource_poll_interval=-1))
+    assert "openstack.wait_resource_poll_interval must be a positive number" in message
+
+
+def test_boolean_strings_are_read_as_booleans_with_a_warning():
+    loaded = config.load(
+        _document(use_dhcp="false", connection_options={"ssl_verify_peer": "false"}), {}
+    )
+    assert loaded.openstack.use_dhcp is False
+    assert loaded.openstack.connection.ssl_verify_peer is False
+    assert "openstack.use_dhcp is the string 'false': read as the boolean false" in loaded.warnings
+
+
+def test_other_boolean_strings_stay_refused():
+    assert "openstack.use_dhcp must be true or false, got a string" in _problems(
+        _document(use_dhcp="no")
+    )
+
+
+def test_excon_tls_options_are_read_and_the_others_named_in_a_warning():
+    options = {
+        "ssl_ca_file": "/etc/ssl/ca.pem",
+        "ssl_ca_path": "/etc/ssl/certs",
+        "client_cert": "/var/vcap/client.pem",
+        "client_key": "/var/vcap/client.key",
+        "ssl_verify_hostname": False,
+        "ciphers": "HIGH",
+        "ssl_version": "TLSv1_2",
+    }
+    loaded = config.load(_document(connection_options=options), {})
+    connection = loaded.openstack.connection
+    assert connection.ssl_ca_file == "/etc/ssl/ca.pem"
+    assert connection.ssl_ca_path == "/etc/ssl/certs"
+    assert (connection.client_cert, connection.client_key) == (
+        "/var/vcap/client.pem",
+        "/var/vcap/client.key",
+    )
+    assert connection.ssl_verify_hostname is False
+    (warning,) = loaded.warnings
+    assert warning.startswith(
+        "Ignoring openstack.connection_options this CPI does not read: ciphers, ssl_version"
+    )
+
+
+def test_a_client_key_needs_its_certificate():
+    message = _problems(_document(connection_options={"client_key": "/k.pem"}))
+    assert "openstack.connection_options.client_key needs client_cert" in message

@@ -73,7 +73,7 @@ def test_every_problem_is_reported_at_once():
         parse_vm_type(
             {
                 "security_groups": "bosh",
-                "root_disk": {"size": 0, "colour": "red"},
+                "root_disk": {"size": 0},
                 "scheduler_hints": [],
                 "allowed_address_pairs": "not-an-ip",
                 "boot_from_volume": "yes",
@@ -85,7 +85,6 @@ def test_every_problem_is_reported_at_once():
         "instance_type",
         "security_groups must be an array",
         "root_disk.size",
-        "unknown keys colour",
         "scheduler_hints",
         "allowed_address_pairs",
         "boot_from_volume",
@@ -214,3 +213,39 @@ def test_light_stemcell_cid_names_the_image():
 def test_a_malformed_stemcell_cid_is_refused(cid):
     with pytest.raises(CloudError, match="expected a Glance image UUID"):
         stemcell_image_id(cid)
+
+
+def test_root_disk_size_may_be_an_integral_float_and_unknown_keys_are_a_warning():
+    vm_type = parse_vm_type(
+        {"instance_type": "f", "root_disk": {"size": 10.0, "colour": 1}}, CONFIG
+    )
+    assert vm_type.root_disk.size_gib == 10
+    assert isinstance(vm_type.root_disk.size_gib, int)
+    assert vm_type.warnings == ("Ignoring unknown root_disk keys: colour (known: size, type)",)
+
+
+@pytest.mark.parametrize("size", [10.5, 0.0, "10", True])
+def test_root_disk_size_must_still_be_a_whole_number_of_gib(size):
+    with pytest.raises(CloudError, match=r"root_disk\.size must be a whole number of GiB"):
+        parse_vm_type({"instance_type": "f", "root_disk": {"size": size}}, CONFIG)
+
+
+@pytest.mark.parametrize("pairs", ["10.0.0.9", "10.0.0.0/24", "10.0.0.9/32", "fd00::/64"])
+def test_allowed_address_pairs_may_be_an_address_or_a_prefix(pairs):
+    vm_type = parse_vm_type({"instance_type": "f", "allowed_address_pairs": pairs}, CONFIG)
+    assert vm_type.allowed_address_pairs == pairs
+
+
+@pytest.mark.parametrize("pairs", ["10.0.0.0/33", "10.0.0/24", "x/8", ["10.0.0.9"]])
+def test_allowed_address_pairs_that_are_neither_are_refused(pairs):
+    with pytest.raises(CloudError, match="allowed_address_pairs must be one IP address"):
+        parse_vm_type({"instance_type": "f", "allowed_address_pairs": pairs}, CONFIG)
+
+
+def test_vrrp_port_check_is_read_from_the_vm_type():
+    assert parse_vm_type({"instance_type": "f"}, CONFIG).vrrp_port_check is None
+    vm_type = parse_vm_type({"instance_type": "f", "vrrp_port_check": False}, CONFIG)
+    assert vm_type.vrrp_port_check is False
+    assert vm_type.unknown_keys == ()
+    with pytest.raises(CloudError, match="vrrp_port_check must be true or false"):
+        parse_vm_type({"instance_type": "f", "vrrp_port_check": "no"}, CONFIG)

@@ -15,7 +15,12 @@ from bosh_openstack_cpi import cids, device_names
 from bosh_openstack_cpi.call import Call
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack.volume import Refused, Volume, VolumeState
-from bosh_openstack_cpi.protocol.errors import CloudError, DiskNotFound, NotSupported
+from bosh_openstack_cpi.protocol.errors import (
+    CloudError,
+    DiskNotFound,
+    NotSupported,
+    VMNotFound,
+)
 from bosh_openstack_cpi.signals import SignalsDeferred
 from bosh_openstack_cpi.tagging import DIRECTOR_UUID_KEY, sanitize_metadata
 
@@ -77,6 +82,20 @@ def _with_reason(volumes: Volume, volume_id: str, text: str) -> str:
 # --- create_disk, delete_disk, has_disk ------------------------------------------------
 
 
+def _zone_of_vm(call: Call, vm_cid: str) -> str | None:
+    """The VM's zone; None for a VM that no longer exists, so the disk is still made
+    (without a zone) as the reference CPI makes it rather than failing the director's task."""
+    try:
+        server = call.cloud.compute.disk_server(vm_cid)
+    except VMNotFound:
+        log.warning(
+            "VM '%s' does not exist: creating the disk without an availability zone", vm_cid
+        )
+        return None
+    zone: str | None = server.get("OS-EXT-AZ:availability_zone") or None
+    return zone
+
+
 def create_disk(
     call: Call, size: int, cloud_properties: dict[str, Any], vm_cid: str | None = None
 ) -> str:
@@ -87,8 +106,7 @@ def create_disk(
     volume_type = _volume_type(cloud_properties, settings)
     zone = None
     if vm_cid and not settings.ignore_server_availability_zone:
-        server = call.cloud.compute.disk_server(vm_cid)
-        zone = server.get("OS-EXT-AZ:availability_zone") or None
+        zone = _zone_of_vm(call, vm_cid)
     volumes = call.cloud.volume
     name = f"volume-{uuid.uuid4()}"
     volume_id: str | None = None

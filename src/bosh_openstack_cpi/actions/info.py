@@ -9,8 +9,10 @@ if TYPE_CHECKING:
 
     from bosh_openstack_cpi.protocol.envelope import Request
 
-# v2: create_vm returns [cid, networks] and attach_disk a disk hint.
-API_VERSION = 2
+# v2: create_vm returns [cid, networks] and attach_disk a disk hint. v3 (the director's
+# highest) only adds create_stemcell's third argument, {"tags": {...}}, which become image
+# properties. The director uses min(this, its preferred version); bosh-cli caps it at 2.
+API_VERSION = 3
 STEMCELL_FORMATS = ["openstack-raw", "openstack-qcow2", "openstack-light"]
 
 

@@ -150,6 +150,17 @@ def _warn_about_ignored_input(
             ", ".join(vm_type.unknown_keys),
             ", ".join(sorted(vm_properties.KNOWN_VM_TYPE_KEYS)),
         )
+    for warning in vm_type.warnings:
+        log.warning("%s", warning)
+    from bosh_openstack_cpi import agent_settings
+
+    shadowed = agent_settings.shadowed_agent_keys(call.config.agent)
+    if shadowed:
+        log.warning(
+            "Ignoring agent properties %s of the CPI config: the CPI writes these agent "
+            "settings itself",
+            ", ".join(shadowed),
+        )
     for network in (*plan.private, *([plan.vip] if plan.vip else [])):
         if network.unknown_keys:
             log.warning(
@@ -217,23 +228,25 @@ def _zones(
     if not disk_cids or call.config.openstack.ignore_server_availability_zone:
         return [requested], False
     disk_zones = _disk_zones(call.cloud, disk_cids)
-    distinct = {zone for zone in disk_zones.values() if zone}
+    distinct = sorted({zone for zone in disk_zones.values() if zone})
+    where = ", ".join(f"disk '{d}' is in zone '{z}'" for d, z in disk_zones.items())
     if requested:
-        distinct.add(requested)
-    if len(distinct) > 1:
-        vm_part = f"the VM type asks for zone '{requested}'" if requested else ""
-        disks_part = ", ".join(f"disk '{d}' is in zone '{z}'" for d, z in disk_zones.items())
-        raise CloudError(
-            "Can't use multiple availability zones: "
-            + ", ".join(p for p in (vm_part, disks_part) if p)
-            + ". A VM can only get its persistent disks in its own zone: use the zone of the "
-            "disks, or set openstack.ignore_server_availability_zone: true if your Cinder zones "
-            "are not Nova zones"
-        )
-    if not distinct:
+        if distinct and distinct != [requested]:
+            # The reference never looked; Nova's default cross_az_attach lets the disks attach.
+            log.warning(
+                "The VM type asks for zone '%s' but %s: creating the VM in zone '%s'; the "
+                "disks attach across zones only if Nova allows it (cross_az_attach)",
+                requested,
+                where,
+                requested,
+            )
         return [requested], False
-    zone = distinct.pop()
-    return [zone], requested is None
+    if len(distinct) > 1:
+        log.warning("Disks in several zones (%s): Nova picks the VM's zone", where)
+        return [None], False
+    if not distinct:
+        return [None], False
+    return [distinct[0]], True
 
 
 def _disk_zones(cloud: Cloud, disk_cids: list[str]) -> dict[str, str]:
@@ -267,14 +280,27 @@ def _vrrp_address(
             f"Network '{gateway.name}' is a dynamic network. VRRP (allowed_address_pairs) is "
             "supported on manual networks only"
         )
-    if gateway.vrrp_port_check and not cloud.network.ports_with_ip(address):
+    if not _vrrp_port_check_wanted(vm_type, gateway):
+        return address
+    if "/" in address:
+        log.info("allowed_address_pairs %s is a prefix: no single VRRP port to check", address)
+        return address
+    if not cloud.network.ports_with_ip(address):
         raise CloudError(
             f"Configured VRRP port with ip '{address}' does not exist: reserve the address "
             "with an unbound Neutron port (openstack port create --fixed-ip "
             f"ip-address={address} ...), or set vrrp_port_check: false on network "
-            f"'{gateway.name}'"
+            f"'{gateway.name}' or on the VM type"
         )
     return address
+
+
+def _vrrp_port_check_wanted(
+    vm_type: vm_properties.VmType, gateway: vm_properties.NetworkSpec
+) -> bool:
+    """On unless switched off on the network (the Ruby CPI's place, default on) or on the
+    VM type (the Go CPI's place): either reference's manifest keeps its meaning."""
+    return gateway.vrrp_port_check and vm_type.vrrp_port_check is not False
 
 
 def _microversion(vm_type: vm_properties.VmType, boot_volume_gib: int | None) -> str | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bosh_openstack_cpi.config import OpenStackConfig
 from bosh_openstack_cpi.openstack import http, transport
 from bosh_openstack_cpi.openstack.session_cache import LOCK_WAIT_SECONDS, SessionCache
+from bosh_openstack_cpi.openstack.tls import TlsSettings
 
 if TYPE_CHECKING:
     from bosh_openstack_cpi.openstack.compute import Compute
@@ -25,6 +26,19 @@ if TYPE_CHECKING:
     from bosh_openstack_cpi.openstack.volume import Volume
 
 log = logging.getLogger(__name__)
+
+
+def tls_settings(config: OpenStackConfig, ca_file: str | None) -> TlsSettings:
+    """A `ca_cert` (or the job's cacert.pem) wins over ssl_ca_file, as in the reference."""
+    options = config.connection
+    return TlsSettings(
+        verify_peer=options.ssl_verify_peer,
+        verify_hostname=options.ssl_verify_hostname,
+        ca_file=ca_file or options.ssl_ca_file,
+        ca_path=options.ssl_ca_path,
+        client_cert=options.client_cert,
+        client_key=options.client_key,
+    )
 
 
 class Cloud:
@@ -63,21 +77,20 @@ class Cloud:
 
     @classmethod
     def connect(cls, config: OpenStackConfig, ca_file: str | None) -> Cloud:
-        verify: bool | str = ca_file or True
-        if not config.connection.ssl_verify_peer:
-            verify = False
+        """`ca_file`: the call's CA file (config PEM or the job's cacert.pem), if any."""
+        tls = tls_settings(config, ca_file)
         cache = SessionCache(config) if config.token_cache else None
 
         def keystoneauth(reuse: bool) -> Connection:
             from bosh_openstack_cpi.openstack import keystone
 
-            return keystone.connect(config, verify, cache, reuse=reuse)
+            return keystone.connect(config, tls, cache, reuse=reuse)
 
         def fast(state: dict[str, Any]) -> Cloud:
             log.debug("Reusing the cached Keystone token (stdlib transport)")
             session = transport.Session(
                 str(state["auth_token"]),
-                verify=verify,
+                tls=tls,
                 timeout=config.connection.http_timeout,
                 connect_timeout=config.connection.connect_timeout,
             )

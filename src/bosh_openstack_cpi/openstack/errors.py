@@ -12,7 +12,8 @@ from bosh_openstack_cpi.protocol.errors import CloudError
 
 TLS_HINT = (
     "Set openstack.connection_options.ca_cert to the PEM of the CA that signed the endpoint's "
-    "certificate, or ssl_verify_peer: false to skip verification (insecure)."
+    "certificate (or add that CA to the operating system's store, e.g. with the director's "
+    "env.bosh.trusted_certs), or ssl_verify_peer: false to skip verification (insecure)."
 )
 
 

@@ -17,7 +17,7 @@ from keystoneauth1.identity import v3
 
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.openstack import http, retry
+from bosh_openstack_cpi.openstack import http, retry, tls
 from bosh_openstack_cpi.openstack.connection import Connection, get_token
 from bosh_openstack_cpi.openstack.errors import TLS_HINT, connection_problem
 from bosh_openstack_cpi.openstack.session_cache import SessionCache
@@ -81,7 +81,11 @@ def _authenticate(session: ksa_session.Session, config: OpenStackConfig) -> None
 
 
 def connect(
-    config: OpenStackConfig, verify: bool | str, cache: SessionCache | None, *, reuse: bool
+    config: OpenStackConfig,
+    tls_settings: tls.TlsSettings,
+    cache: SessionCache | None,
+    *,
+    reuse: bool,
 ) -> Connection:
     """An authenticated keystoneauth connection; with `reuse`, from the cached token (when
     there is one), else with a new one (the cached one is dropped)."""
@@ -90,7 +94,8 @@ def connect(
     session = ksa_session.Session(
         discovery_cache=discovery,
         auth=auth,
-        verify=verify,
+        session=tls.requests_session(tls_settings),
+        verify=tls_settings.requests_verify,
         timeout=config.connection.http_timeout,
         app_name="bosh-openstack-cpi",
         app_version=__version__,

@@ -40,6 +40,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 from bosh_openstack_cpi import __version__
 from bosh_openstack_cpi.openstack import http
+from bosh_openstack_cpi.openstack.tls import TlsSettings
+from bosh_openstack_cpi.openstack.tls import context as tls_context
 
 log = logging.getLogger(__name__)
 
@@ -137,23 +139,6 @@ class _SentRequest:
         self.url = url
 
 
-def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """The CA file, no verification, or the CA bundle requests would use (certifi's)."""
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    try:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - requests always brings certifi
-        return ssl.create_default_context()
-
-
 # keystoneauth's default limit of redirects followed.
 MAX_REDIRECTS = 30
 
@@ -171,12 +156,12 @@ class Session:
         self,
         token: str,
         *,
-        verify: bool | str,
+        tls: TlsSettings,
         timeout: float,
         connect_timeout: float | None = None,
     ) -> None:
         self._token = token
-        self._verify = verify
+        self._tls = tls
         self._context: ssl.SSLContext | None = None
         self._timeout = timeout
         self._connect_timeout = connect_timeout or timeout
@@ -267,7 +252,7 @@ class Session:
             connection.close()
         if scheme == "https":
             if self._context is None:
-                self._context = tls_context(self._verify)
+                self._context = tls_context(self._tls)
             connection = httpclient.HTTPSConnection(
                 host, port, timeout=self._connect_timeout, context=self._context
             )

@@ -279,7 +279,8 @@ def _run_with_cloud(
         )
     finally:
         call_log.close()
+    # The log lines went to stderr only (protocol/logs.py says why).
     if error is not None:
         error.message = redact(error.message)
-        return envelope.encode(envelope.failure(error, call_log.text()))
-    return envelope.encode(envelope.success(result, call_log.text()))
+        return envelope.encode(envelope.failure(error, ""))
+    return envelope.encode(envelope.success(result, ""))

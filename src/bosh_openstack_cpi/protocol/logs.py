@@ -1,13 +1,17 @@
-"""Per-call logging: every line goes to stderr (the director streams it into the
-task's CPI log) and into the response's `log` field, tagged with the request id
-and passed through redaction.
+"""Per-call logging: every line goes to stderr, tagged with the request id and passed
+through redaction, and nowhere else.
+
+The director copies each stderr line into the task's CPI log (`bosh task N --cpi`) as it
+arrives, and the response's `log` field into the same file after the call; its debug log
+gets both again, stderr and the whole response. A line in both would show twice. Stderr
+is the one kept: it streams while a long call runs and survives a CPI that is killed
+before it answers. The response's `log` is the empty string the protocol requires.
 
 Imported only by calls that do real work; `info` never pays for `logging`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import time
@@ -32,15 +36,13 @@ class _UtcFormatter(logging.Formatter):
 
 
 class _CallHandler(logging.Handler):
-    def __init__(self, stderr: TextIO, buffer: io.StringIO) -> None:
+    def __init__(self, stderr: TextIO) -> None:
         super().__init__()
         self._stderr = stderr
-        self._buffer = buffer
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = redact(self.format(record)) + "\n"
-            self._buffer.write(line)
             self._stderr.write(line)
             self._stderr.flush()
         except Exception:  # a logging failure must never break the call
@@ -48,11 +50,10 @@ class _CallHandler(logging.Handler):
 
 
 class CallLog:
-    """Installs the call's handler on the root logger; `text()` is the response's `log`."""
+    """Installs the call's handler on the root logger."""
 
     def __init__(self, request_id: str, stderr: TextIO) -> None:
-        self._buffer = io.StringIO()
-        handler = _CallHandler(stderr, self._buffer)
+        handler = _CallHandler(stderr)
         handler.setFormatter(
             _UtcFormatter(f"%(asctime)s [{request_id}] %(levelname)s %(name)s: %(message)s")
         )
@@ -67,9 +68,6 @@ class CallLog:
             logging.getLogger(name).setLevel(library_level)
         logging.captureWarnings(True)
         self._handler = handler
-
-    def text(self) -> str:
-        return self._buffer.getvalue()
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self._handler)

@@ -119,7 +119,8 @@ def test_attach_api_v1_answers_null_v2_the_device():
     compute = FakeCompute([])
     assert disks.attach_disk(call_with(FakeVolumes(attached), compute, 1), VM, DISK) is None
     assert disks.attach_disk(call_with(FakeVolumes(attached), compute, 2), VM, DISK) == "/dev/sdb"
-    assert compute.attached == ["/dev/sdb", "/dev/sdb"]
+    assert disks.attach_disk(call_with(FakeVolumes(attached), compute, 3), VM, DISK) == "/dev/sdb"
+    assert compute.attached == ["/dev/sdb", "/dev/sdb", "/dev/sdb"]
 
 
 def test_attach_with_every_letter_taken():

@@ -160,10 +160,11 @@ class FakeCall:
     api_version: int = 2
     stemcell_api_version: int = 3
     director_uuid: str = "director-1"
+    agent: dict[str, Any] = field(default_factory=lambda: {"mbus": "nats://m", "ntp": []})
 
     @property
     def config(self) -> CpiConfig:
-        return CpiConfig(openstack=self.openstack, agent={"mbus": "nats://m", "ntp": []})
+        return CpiConfig(openstack=self.openstack, agent=self.agent)
 
 
 MANUAL = {
@@ -227,6 +228,13 @@ def test_manual_network_vm_and_its_request(monkeypatch):
 
 def test_api_version_1_answers_the_cid_only():
     assert _create(FakeCall(api_version=1)) == "s-1"
+
+
+def test_api_version_3_answers_as_2():
+    """v3 changes only create_stemcell; the director reads create_vm's answer as in v2."""
+    vm_cid, networks = _create(FakeCall(api_version=3))
+    assert vm_cid == "s-1"
+    assert networks["private"]["mac"]
 
 
 def test_dynamic_network_gets_security_groups_and_config_drive():
@@ -475,6 +483,52 @@ def test_vrrp_without_its_port_fails_before_anything_is_created():
     assert call.cloud.network.created == []
 
 
+@pytest.mark.parametrize(
+    ("vm_level", "network_level"),
+    [({"vrrp_port_check": False}, {}), ({}, {"vrrp_port_check": False})],
+)
+def test_vrrp_check_is_skipped_when_the_vm_type_or_the_network_switches_it_off(
+    vm_level, network_level
+):
+    call = FakeCall()
+    net_id = "11111111-1111-4111-8111-111111111111"
+    network = {**MANUAL["private"], "cloud_properties": {"net_id": net_id, **network_level}}
+    _create(
+        call,
+        cloud_properties={
+            "instance_type": "m1.small",
+            "allowed_address_pairs": "10.0.0.9",
+            **vm_level,
+        },
+        networks={"private": network},
+    )
+    assert call.cloud.network.created[0]["allowed_address_pairs"] == ["10.0.0.9"]
+
+
+def test_a_vrrp_prefix_needs_no_reserved_port():
+    call = FakeCall()
+    _create(
+        call, cloud_properties={"instance_type": "m1.small", "allowed_address_pairs": "10.0.0.0/24"}
+    )
+    assert call.cloud.network.created[0]["allowed_address_pairs"] == ["10.0.0.0/24"]
+
+
+def test_agent_keys_the_cpi_writes_itself_are_named_in_a_warning(caplog):
+    call = FakeCall(agent={"mbus": "nats://m", "env": {"x": 1}, "parallel": 5})
+    with caplog.at_level("WARNING"):
+        _create(call)
+    assert "Ignoring agent properties env of the CPI config" in caplog.text
+    assert _user_data(call)["parallel"] == 5
+    assert _user_data(call)["env"] == {"bosh": {"group": "g"}}
+
+
+def test_unknown_root_disk_keys_are_logged(caplog):
+    call = FakeCall()
+    with caplog.at_level("WARNING"):
+        _create(call, cloud_properties={"instance_type": "m1.small", "root_disk": {"tier": 1}})
+    assert "Ignoring unknown root_disk keys: tier" in caplog.text
+
+
 def test_security_group_precedence():
     config = FakeCall().openstack
     plan = vm_properties.parse_networks(
@@ -536,16 +590,34 @@ def test_the_vm_goes_to_the_zone_of_its_disks():
     assert call.cloud.compute.bodies[0]["server"]["availability_zone"] == "z2"
 
 
-def test_disks_in_several_zones_or_another_than_the_vm_types_are_refused():
+def test_the_vm_types_zone_wins_over_its_disks_with_a_warning(caplog):
+    """As the reference CPI, which never looked at the disks (Nova's default
+    cross_az_attach lets them attach)."""
     call = FakeCall()
-    call.cloud.volume.zones = {"d-1": "z1", "d-2": "z2"}
-    with pytest.raises(CloudError, match="disk 'd-1' is in zone 'z1', disk 'd-2' is in zone 'z2'"):
-        _create(call, disk_cids=["d-1", "d-2"])
     call.cloud.volume.zones = {"d-1": "z1"}
     properties = {"instance_type": "m1.small", "availability_zone": "z2"}
-    with pytest.raises(CloudError, match=r"asks for zone 'z2'.*ignore_server_availability_zone"):
+    with caplog.at_level("WARNING"):
         _create(call, cloud_properties=properties, disk_cids=["d-1"])
-    assert call.cloud.network.created == []
+    assert call.cloud.compute.bodies[0]["server"]["availability_zone"] == "z2"
+    assert "asks for zone 'z2' but disk 'd-1' is in zone 'z1'" in caplog.text
+
+
+def test_disks_in_several_zones_leave_the_choice_to_nova_with_a_warning(caplog):
+    call = FakeCall()
+    call.cloud.volume.zones = {"d-1": "z1", "d-2": "z2"}
+    with caplog.at_level("WARNING"):
+        _create(call, disk_cids=["d-1", "d-2"])
+    assert "availability_zone" not in call.cloud.compute.bodies[0]["server"]
+    assert "disk 'd-1' is in zone 'z1', disk 'd-2' is in zone 'z2'" in caplog.text
+
+
+def test_disks_in_the_vm_types_zone_need_no_warning(caplog):
+    call = FakeCall()
+    call.cloud.volume.zones = {"d-1": "z2"}
+    properties = {"instance_type": "m1.small", "availability_zone": "z2"}
+    with caplog.at_level("WARNING"):
+        _create(call, cloud_properties=properties, disk_cids=["d-1"])
+    assert "zone" not in caplog.text
 
 
 def test_a_missing_disk_is_named():

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from bosh_openstack_cpi.openstack import http as os_http
 from bosh_openstack_cpi.openstack import transport
+from bosh_openstack_cpi.openstack.tls import TlsSettings
 from tools.request_log import requests_in
 
 
@@ -167,7 +167,7 @@ def _services(
             ],
         }
     }
-    session = transport.Session("secret-token", verify=True, timeout=timeout)
+    session = transport.Session("secret-token", tls=TlsSettings(), timeout=timeout)
     _SESSIONS.append(session)
     services = transport.FastServices(
         "secret-token",
@@ -274,18 +274,6 @@ def test_tls_to_a_plain_http_server_is_a_tls_failure(server):
     with pytest.raises(os_http.TlsFailure) as raised:
         services.compute.request("/servers/x", "GET")
     assert str(raised.value).startswith("SSL exception connecting to https://127.0.0.1:")
-
-
-def test_tls_options(tmp_path):
-    insecure = transport.tls_context(False)
-    assert insecure.verify_mode == ssl.CERT_NONE
-    assert not insecure.check_hostname
-    default = transport.tls_context(True)
-    assert default.verify_mode == ssl.CERT_REQUIRED
-    assert default.check_hostname
-    missing = tmp_path / "none.pem"
-    with pytest.raises(OSError):
-        transport.tls_context(str(missing))
 
 
 def test_a_kept_alive_connection_is_reused(server):

@@ -36,7 +36,7 @@ def test_a_config_file_named_like_a_tool_is_still_the_cpis(tmp_path):
         check=True,
         timeout=60,
     )
-    assert json.loads(completed.stdout)["result"]["api_version"] == 2
+    assert json.loads(completed.stdout)["result"]["api_version"] == 3
 
 
 def test_help(capsys):

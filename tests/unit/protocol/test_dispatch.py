@@ -20,7 +20,7 @@ def test_info_answers_without_config():
     response, _ = _call("info", [])
     assert response == {
         "result": {
-            "api_version": 2,
+            "api_version": 3,
             "stemcell_formats": ["openstack-raw", "openstack-qcow2", "openstack-light"],
         },
         "error": None,
@@ -63,8 +63,9 @@ def test_missing_config_is_a_cloud_error_naming_the_file():
     )
     assert response["error"]["type"] == "Bosh::Clouds::CloudError"
     assert "/nonexistent/cpi.json" in response["error"]["message"]
-    assert "[cpi-42]" in response["log"]
-    assert response["log"] == stderr
+    assert "[cpi-42]" in stderr
+    assert "/nonexistent/cpi.json" in stderr
+    assert response["log"] == ""  # each line once: the director copies stderr to the CPI log
 
 
 def test_null_object_arguments_become_empty_objects():
