@@ -11,6 +11,7 @@ excon ships its own).
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ def context(settings: TlsSettings) -> ssl.SSLContext:
     """The client context of one call. CloudError naming the option when a file or
     directory it names cannot be used."""
     if not settings.verify_peer:
-        insecure = ssl.create_default_context()
+        insecure = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no store to load: nothing is checked
         insecure.check_hostname = False
         insecure.verify_mode = ssl.CERT_NONE
         _present_client_certificate(insecure, settings)
@@ -57,11 +58,27 @@ def context(settings: TlsSettings) -> ssl.SSLContext:
             "the CA file (ca_cert, the job's cacert.pem, or ssl_ca_file) or ssl_ca_path",
         )
     else:
-        tls = ssl.create_default_context()  # the operating system's store
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        _trust_the_operating_system(tls)
         tls.load_verify_locations(cafile=_public_bundle())
     tls.check_hostname = settings.verify_hostname
     _present_client_certificate(tls, settings)
     return tls
+
+
+def _trust_the_operating_system(tls: ssl.SSLContext) -> None:
+    """The OS store, as OpenSSL finds it (SSL_CERT_FILE, SSL_CERT_DIR honoured). Its
+    hashed directory is read lazily, a CA at a time as a handshake needs it; its bundle
+    file is parsed whole (about 20 ms, paid by every call that speaks TLS), so it is
+    loaded only when SSL_CERT_FILE names it or there is no directory. On Debian and
+    Ubuntu (stemcells included) both hold the same CAs, `env.bosh.trusted_certs` too."""
+    paths = ssl.get_default_verify_paths()
+    directory = paths.capath if paths.capath and os.path.isdir(paths.capath) else None
+    if directory is not None:
+        tls.load_verify_locations(capath=directory)
+    named_file = bool(os.environ.get(paths.openssl_cafile_env))
+    if paths.cafile and (named_file or directory is None):
+        tls.load_verify_locations(cafile=paths.cafile)
 
 
 def _public_bundle() -> str:

@@ -121,6 +121,25 @@ def test_a_ca_in_no_store_is_not_trusted(get, pki, monkeypatch):
         get(TlsSettings(), port)
 
 
+@pytest.mark.parametrize("get", TRANSPORTS)
+def test_a_ca_only_in_the_os_stores_hashed_directory_is_trusted(get, pki, tmp_path, monkeypatch):
+    """The store's directory (read lazily, without parsing its bundle file at every call),
+    as update-ca-certificates lays it out: `<subject hash>.0` links."""
+    directory = tmp_path / "os-certs"
+    directory.mkdir()
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject_hash", "-in", str(pki["ca"])],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (directory / f"{subject_hash}.0").symlink_to(pki["ca"])
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(directory))
+    with https_server(pki) as port:
+        get(TlsSettings(), port)
+
+
 def test_by_default_the_public_bundle_is_trusted_too(os_store):
     import certifi
 
