@@ -1,11 +1,12 @@
 """Per-call logging: every line goes to stderr, tagged with the request id and passed
 through redaction, and nowhere else.
 
-The director copies each stderr line into the task's CPI log (`bosh task N --cpi`) as it
-arrives, and the response's `log` field into the same file after the call; its debug log
-gets both again, stderr and the whole response. A line in both would show twice. Stderr
-is the one kept: it streams while a long call runs and survives a CPI that is killed
-before it answers. The response's `log` is the empty string the protocol requires.
+The director captures the CPI's stdout and stderr (Open3.capture3) and, after the call,
+writes the response's `log` field and then stderr into the task's CPI log (`bosh task N
+--cpi`); its debug log gets both again, stderr and the whole response. A line in both
+would show twice. Stderr is the one kept: `bosh create-env` and the director's debug log
+record it even when there is no valid answer to read a `log` from. The response's `log`
+is the empty string the protocol requires.
 
 Imported only by calls that do real work; `info` never pays for `logging`.
 """
