@@ -74,3 +74,67 @@ def test_the_spec_lists_each_template_once_and_the_files_exist():
     templates = SPEC["templates"]
     assert sorted(path.name for path in (JOB_DIR / "templates").iterdir()) == sorted(templates)
     assert sorted(templates.values()) == ["bin/cpi", "config/cacert.pem", "config/cpi.json"]
+
+
+# The reference job's properties and their defaults (cloudfoundry/bosh-openstack-cpi-release,
+# jobs/openstack_cpi/spec, identical in jobs/openstack_cpi_golang/spec): a drop-in job must
+# declare every one, with the same default, so that every manifest renders the same.
+NO_DEFAULT = object()
+REFERENCE_PROPERTIES: dict[str, object] = {
+    **dict.fromkeys(
+        [
+            f"openstack.{name}"
+            for name in [
+                "auth_url",
+                "username",
+                "api_key",
+                "application_credential_id",
+                "application_credential_secret",
+                "tenant",
+                "project",
+                "project_id",
+                "domain",
+                "user_domain_name",
+                "project_domain_name",
+                "region",
+                "connection_options",
+                "default_key_name",
+                "default_security_groups",
+                "default_volume_type",
+                "config_drive",
+                "enable_auto_anti_affinity",
+            ]
+        ],
+        NO_DEFAULT,
+    ),
+    "openstack.endpoint_type": "publicURL",
+    "openstack.state_timeout": 300,
+    "openstack.wait_resource_poll_interval": 5,
+    "openstack.boot_from_volume": False,
+    "openstack.stemcell_public_visibility": False,
+    "openstack.use_dhcp": True,
+    "openstack.ignore_server_availability_zone": False,
+    "openstack.human_readable_vm_names": False,
+    "openstack.use_nova_networking": False,
+    **dict.fromkeys(
+        ["registry.host", "registry.username", "registry.password", "registry.endpoint"],
+        NO_DEFAULT,
+    ),
+    "registry.port": 25777,
+    **dict.fromkeys(
+        ["ntp", "agent.mbus", "nats.user", "nats.password", "nats.address"], NO_DEFAULT
+    ),
+    "nats.port": 4222,
+    **dict.fromkeys(["env.http_proxy", "env.https_proxy", "env.no_proxy"], NO_DEFAULT),
+}
+
+
+def test_every_property_of_the_reference_job_is_declared_with_its_default():
+    assert len(REFERENCE_PROPERTIES) == 41
+    declared = SPEC["properties"]
+    missing = sorted(set(REFERENCE_PROPERTIES) - set(declared))
+    assert missing == []
+    defaults = {name: declared[name].get("default", NO_DEFAULT) for name in REFERENCE_PROPERTIES}
+    assert defaults == REFERENCE_PROPERTIES
+    # One property beyond the reference's, documented in docs/configuration.md.
+    assert set(declared) - set(REFERENCE_PROPERTIES) == {"openstack.token_cache"}
