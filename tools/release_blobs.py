@@ -35,7 +35,7 @@ from tools.blobs import (
 )
 from tools.runtime_lock import LOCK, pip_environment, pure_wheel_options
 
-DEBIAN_MIRROR = os.environ.get("BOSH_CPI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+APT_SOURCES = Path("/etc/apt")
 # The suite whose python3.X source packages carry the CPython versions we pin
 # (trixie: python3.13).
 DEBIAN_SUITE = os.environ.get("BOSH_CPI_DEBIAN_SUITE", "trixie")
@@ -77,12 +77,42 @@ def _apt_options(state: Path) -> list[str]:
     ]
 
 
+def debian_mirror(apt: Path = APT_SOURCES) -> str:
+    """The Debian archive the machine's own apt sources use (BOSH_CPI_DEBIAN_MIRROR wins):
+    the first `deb` URI of sources.list or of a sources.list.d/*.sources file that is not
+    the security archive."""
+    chosen = os.environ.get("BOSH_CPI_DEBIAN_MIRROR")
+    if chosen:
+        return chosen
+    for uri in _apt_uris(apt):
+        if not uri.rstrip("/").endswith("-security"):
+            return uri
+    raise RuntimeError(
+        f"no Debian archive found in {apt}/sources.list*: set BOSH_CPI_DEBIAN_MIRROR"
+    )
+
+
+def _apt_uris(apt: Path) -> list[str]:
+    uris = []
+    classic = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*.list"))]
+    for path in classic:
+        for line in path.read_text().splitlines() if path.is_file() else []:
+            words = [w for w in line.split() if not w.startswith("[")]
+            if len(words) >= 2 and words[0] == "deb":
+                uris.append(words[1])
+    for path in sorted((apt / "sources.list.d").glob("*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:"):
+                uris.extend(line.removeprefix("URIs:").split())
+    return uris
+
+
 def fetch_cpython_from_debian(version: str, scratch: Path) -> Path:
     series = version.rsplit(".", 1)[0]
     state = CACHE / "apt"
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (state / "sources.list").write_text(
-        f"deb-src [signed-by={DEBIAN_KEYRING}] {DEBIAN_MIRROR} {DEBIAN_SUITE} main\n"
+        f"deb-src [signed-by={DEBIAN_KEYRING}] {debian_mirror()} {DEBIAN_SUITE} main\n"
     )
     options = _apt_options(state)
     scratch.chmod(0o755)  # apt's download user (_apt) must be able to write there

@@ -80,3 +80,30 @@ def test_the_cpython_tarball_name_gives_its_version() -> None:
     match = CPYTHON_TARBALL.match("python-3.13/Python-3.13.5.tar.xz")
     assert match is not None and match["version"] == "3.13.5"
     assert CPYTHON_TARBALL.match("python-3.13/Python-3.13.5.tgz") is None
+
+
+def test_the_debian_archive_is_the_one_the_machines_apt_uses(tmp_path, monkeypatch):
+    from tools.release_blobs import debian_mirror
+
+    monkeypatch.delenv("BOSH_CPI_DEBIAN_MIRROR", raising=False)
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
+    )
+    (tmp_path / "sources.list.d" / "other.list.disabled").write_text("deb http://x.example/ a b\n")
+    assert debian_mirror(tmp_path) == "http://mirror.example/debian"
+    (tmp_path / "sources.list").write_text(
+        "deb [arch=amd64] http://classic.example/debian bookworm main\n"
+    )
+    assert debian_mirror(tmp_path) == "http://classic.example/debian"
+    monkeypatch.setenv("BOSH_CPI_DEBIAN_MIRROR", "http://chosen.example/debian")
+    assert debian_mirror(tmp_path) == "http://chosen.example/debian"
+
+
+def test_without_a_debian_archive_the_mirror_variable_is_named(tmp_path, monkeypatch):
+    from tools.release_blobs import debian_mirror
+
+    monkeypatch.delenv("BOSH_CPI_DEBIAN_MIRROR", raising=False)
+    with pytest.raises(RuntimeError, match="BOSH_CPI_DEBIAN_MIRROR"):
+        debian_mirror(tmp_path)
