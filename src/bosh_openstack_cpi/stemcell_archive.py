@@ -2,13 +2,10 @@
 
 Nothing is extracted to disk and memory stays flat whatever the image size: the gzip
 layer and the tar layer are read sequentially, one piece at a time, and a reader thread
-keeps only a few pieces ahead of the consumer (the upload). Both layers are small and
-written for this one pass (zlib does the inflating and checks each gzip member's CRC-32
-and length; `tarfile.TarInfo.frombuf` parses and checksums each header): pieces of
-`root.img` go from zlib to the consumer without being copied, which the stdlib's
-`gzip` + `tarfile` stack does several times per megabyte (a review measured the stdlib
-stack at 1.04-1.30x this reader's CPU per GiB, docs/stemcells.md; whether to hand the
-tar headers to `tarfile` is issue 15's open item).
+keeps only a few pieces ahead of the consumer (the upload). The gzip layer is this
+module's (zlib inflates and checks each gzip member's CRC-32 and length); the tar layer
+is `tarfile` in stream mode on top of it, made strict about malformed headers.
+benchmarks/stemcell_reader.py measures it against the former hand-written header walk.
 
 Everything that can be checked before an upload starts is checked when the archive is
 opened: the file exists and is gzip, the members before `root.img` are safe, `root.img`
@@ -107,26 +104,9 @@ class _Gunzip:
                 return piece
         return b""
 
-    def read_exact(self, size: int, what: str) -> bytes:
-        pieces = []
-        missing = size
-        while missing:
-            piece = self.read_some(missing)
-            if not piece:
-                raise StemcellImageError(self._path, f"is truncated: it ends inside {what}")
-            pieces.append(piece)
-            missing -= len(piece)
-        return b"".join(pieces)
-
-    def skip(self, size: int, what: str) -> None:
-        while size:
-            piece = self.read_some(min(size, CHUNK_SIZE))
-            if not piece:
-                raise StemcellImageError(self._path, f"is truncated: it ends inside {what}")
-            size -= len(piece)
-
-    def push_back(self, data: bytes) -> None:
-        self._pushed_back = data + self._pushed_back
+    def read(self, size: int = -1) -> bytes:
+        """The file-object read `tarfile` calls: up to `size` bytes, b"" at the end."""
+        return self.read_some(size if size > 0 else CHUNK_SIZE)
 
     def drain(self) -> None:
         """Read to the very end, so that zlib checks every member's CRC-32 and length."""
@@ -162,95 +142,74 @@ class _Gunzip:
 
 
 # --- tar ------------------------------------------------------------------------------
-
-BLOCK = tarfile.BLOCKSIZE
-_END_OF_ARCHIVE = bytes(BLOCK)
-
-
-def _padded(size: int) -> int:
-    return -(-size // BLOCK) * BLOCK
+# The tar layer is the standard library's: `tarfile` in stream mode ("r|") reads the
+# headers (ustar, GNU and pax, long names, pax global headers, old-GNU sparse maps) from
+# `_Gunzip`'s output. Measured against the module's former hand-written header walk:
+# benchmarks/stemcell_reader.py, BENCHMARKS.md.
 
 
-class _Member:
-    """One tar member, after GNU long-name and pax extended headers were applied."""
-
-    def __init__(self, info: tarfile.TarInfo, sparse: bool) -> None:
-        self.info = info
-        self.name = info.name
-        self.size = info.size
-        self.sparse = sparse
-
-    def has_data(self) -> bool:
-        """Links, directories and devices have no data blocks, whatever `size` says."""
-        return self.info.isfile()
+class _MalformedHeader(Exception):
+    """A tar header that `tarfile` could not parse; `_tar_errors` names the file."""
 
 
-def _next_member(gunzip: _Gunzip, path: str) -> _Member | None:
-    """The next member's header (its data is left to the caller), None at the end."""
-    long_name: str | None = None
-    long_link: str | None = None
-    pax: dict[str, str] = {}
-    while True:
-        block = gunzip.read_some(BLOCK)
-        if not block:
-            return None  # the end marker is missing; tar(1) accepts that too
-        if len(block) < BLOCK:
-            block += gunzip.read_exact(BLOCK - len(block), "a tar header")
-        if block == _END_OF_ARCHIVE:
-            return None
+# How a header read ends an archive normally: a zero block, or no bytes left. typeshed
+# does not declare these `tarfile` classes (every other HeaderError means a bad header).
+_END_OF_ARCHIVE: tuple[type[Exception], ...] = (
+    vars(tarfile)["EOFHeaderError"],
+    vars(tarfile)["EmptyHeaderError"],
+)
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """`tarfile` ends an archive quietly at a malformed header found after the first
+    member, as if the archive ended there. A stemcell with one is damaged (or crafted),
+    so here that header is an error wherever it is."""
+
+    @classmethod
+    def fromtarfile(cls, archive: tarfile.TarFile) -> _StrictTarInfo:
         try:
-            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        except tarfile.HeaderError as error:
-            raise StemcellImageError(
-                path, f"is gzip-compressed but not a valid tar archive ({error})"
-            ) from None
-        if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-            data = gunzip.read_exact(_padded(info.size), "a long name")
-            value = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            if info.type == tarfile.GNUTYPE_LONGNAME:
-                long_name = value
-            else:
-                long_link = value
-            continue
-        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
-            data = gunzip.read_exact(_padded(info.size), "a pax header")
-            if info.type == tarfile.XHDTYPE:  # global headers only set defaults: ignored
-                pax.update(_pax_records(data[: info.size], path))
-            continue
-        if long_name is not None:
-            info.name = long_name
-        if long_link is not None:
-            info.linkname = long_link
-        info.name = pax.get("path", info.name)
-        info.linkname = pax.get("linkpath", info.linkname)
-        if "size" in pax:
-            try:
-                info.size = int(pax["size"])
-            except ValueError:
-                raise StemcellImageError(path, "has a pax header with a bad size") from None
-        sparse = info.type == tarfile.GNUTYPE_SPARSE or any(
-            key.startswith("GNU.sparse.") for key in pax
+            return super().fromtarfile(archive)
+        except _END_OF_ARCHIVE:
+            raise
+        except tarfile.HeaderError as error:  # invalid, truncated, or a bad long name
+            raise _MalformedHeader(str(error) or "invalid header") from None
+        except ValueError as error:  # a pax or sparse-map record that does not parse
+            raise _MalformedHeader(str(error) or "invalid extended header") from None
+
+
+@contextlib.contextmanager
+def _tar_errors(path: str, where: str) -> Iterator[None]:
+    """`tarfile`'s exceptions as the stemcell errors the director shows."""
+    try:
+        yield
+    except _MalformedHeader as error:
+        raise StemcellImageError(
+            path, f"is gzip-compressed but not a valid tar archive ({error})"
+        ) from None
+    except tarfile.ReadError as error:
+        if "unexpected end of data" in str(error):
+            raise StemcellImageError(path, f"is truncated: it ends inside {where}") from None
+        raise StemcellImageError(
+            path, f"is gzip-compressed but not a valid tar archive ({error})"
+        ) from None
+
+
+def _open_tar(path: str, gunzip: _Gunzip) -> tarfile.TarFile:
+    """The tar archive inside the gzip stream, its first header read."""
+    with _tar_errors(path, "a tar header"):
+        return tarfile.open(
+            fileobj=cast(IO[bytes], gunzip),
+            mode="r|",
+            bufsize=CHUNK_SIZE,
+            tarinfo=_StrictTarInfo,
         )
-        return _Member(info, sparse)
 
 
-def _pax_records(data: bytes, path: str) -> dict[str, str]:
-    """`<length> <key>=<value>\n` records (POSIX.1-2001)."""
-    records: dict[str, str] = {}
-    position = 0
-    while position < len(data) and data[position] != 0:
-        space = data.find(b" ", position)
-        try:
-            length = int(data[position:space])
-        except ValueError:
-            raise StemcellImageError(path, "has a malformed pax header") from None
-        record = data[space + 1 : position + length - 1]
-        key, equals, value = record.partition(b"=")
-        if length <= 0 or not equals:
-            raise StemcellImageError(path, "has a malformed pax header")
-        records[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
-        position += length
-    return records
+def _next_member(tar: tarfile.TarFile, path: str, where: str) -> tarfile.TarInfo | None:
+    """The next member's header, None at the end (a missing end marker is accepted, as
+    tar(1) does). `where` names what a truncation would cut (the member being skipped)."""
+    with _tar_errors(path, where):
+        return tar.next()
 
 
 # --- the archive ------------------------------------------------------------------------
@@ -261,8 +220,9 @@ def open_root_image(path: str) -> Iterator[RootImage]:
     """Open a stemcell image archive and validate it up to root.img's first piece."""
     with _open_gzip_file(path) as handle:
         gunzip = _Gunzip(handle, path)
-        member = _find_root_image(path, gunzip)
-        root = RootImage(path, member, gunzip)
+        tar = _open_tar(path, gunzip)
+        member = _find_root_image(path, tar)
+        root = RootImage(path, member, tar, gunzip)
         try:
             yield root
         finally:
@@ -294,10 +254,11 @@ def _open_gzip_file(path: str) -> BinaryIO:
     )
 
 
-def _find_root_image(path: str, gunzip: _Gunzip) -> _Member:
+def _find_root_image(path: str, tar: tarfile.TarFile) -> tarfile.TarInfo:
     seen: list[str] = []
+    where = "a tar header"
     while True:
-        member = _next_member(gunzip, path)
+        member = _next_member(tar, path, where)
         if member is None:
             listing = ", ".join(seen[:10]) or "no members at all"
             raise StemcellImageError(
@@ -308,21 +269,27 @@ def _find_root_image(path: str, gunzip: _Gunzip) -> _Member:
             _check_root_image(path, member)
             return member
         seen.append(member.name)
-        if member.has_data():
-            gunzip.skip(_padded(member.size), f"'{member.name}'")
+        where = f"'{member.name}'"
 
 
 class RootImage:
     """`root.img` inside an open stemcell image archive (see `open_root_image`)."""
 
-    def __init__(self, path: str, member: _Member, gunzip: _Gunzip) -> None:
+    def __init__(
+        self, path: str, member: tarfile.TarInfo, tar: tarfile.TarFile, gunzip: _Gunzip
+    ) -> None:
         self.path = path
         self.size = member.size
         self.member_name = member.name
+        self._tar = tar
         self._gunzip = gunzip
+        data = tar.extractfile(member)
+        if data is None:  # _check_root_image let only a regular file through
+            raise StemcellImageError(path, f"has a {ROOT_IMAGE} that is not a regular file")
+        self._data = data
         self._hash = hashlib.new(HASH_ALGORITHM)
         self._chunks: Generator[bytes, None, None] | None = None
-        self._first = gunzip.read_exact(min(CHUNK_SIZE, self.size), ROOT_IMAGE)
+        self._first = self._read(min(CHUNK_SIZE, self.size))
         self.head = self._first[:512]
 
     @property
@@ -342,14 +309,19 @@ class RootImage:
         self._chunks = _read_ahead(self._produce(), READ_AHEAD)
         return self._chunks
 
+    def _read(self, size: int) -> bytes:
+        with _tar_errors(self.path, ROOT_IMAGE):
+            piece = self._data.read(size)
+        if len(piece) < size:
+            raise StemcellImageError(self.path, f"is truncated: it ends inside {ROOT_IMAGE}")
+        return piece
+
     def _produce(self) -> Iterator[bytes]:
         remaining = self.size - len(self._first)
         pending, self._first = self._first, b""
         self._hash.update(pending)
         while remaining > 0:
-            piece = self._gunzip.read_some(min(CHUNK_SIZE, remaining))
-            if not piece:
-                raise StemcellImageError(self.path, f"is truncated: it ends inside {ROOT_IMAGE}")
+            piece = self._read(min(CHUNK_SIZE, remaining))
             remaining -= len(piece)
             self._hash.update(piece)
             yield pending
@@ -360,13 +332,12 @@ class RootImage:
     def _verify_rest(self) -> None:
         """The members after root.img must be safe too, and the gzip stream intact to
         its end (zlib checks each member's CRC-32 and length)."""
-        self._gunzip.skip(_padded(self.size) - self.size, ROOT_IMAGE)
-        while (member := _next_member(self._gunzip, self.path)) is not None:
+        where = ROOT_IMAGE
+        while (member := _next_member(self._tar, self.path, where)) is not None:
             _check_member(self.path, member)
             if _is_root_image(member):
                 raise StemcellImageError(self.path, f"holds {ROOT_IMAGE} more than once")
-            if member.has_data():
-                self._gunzip.skip(_padded(member.size), f"'{member.name}'")
+            where = f"'{member.name}'"
         self._gunzip.drain()
 
     def close(self) -> None:
@@ -375,33 +346,32 @@ class RootImage:
             self._chunks.close()
 
 
-def _is_root_image(member: _Member) -> bool:
+def _is_root_image(member: tarfile.TarInfo) -> bool:
     return PurePosixPath(member.name).parts == (ROOT_IMAGE,)
 
 
-def _check_member(path: str, member: _Member) -> None:
+def _check_member(path: str, member: tarfile.TarInfo) -> None:
     """Refuse what an extraction would turn into a path traversal or a surprise."""
     name = member.name
-    info = member.info
     parts = PurePosixPath(name).parts
     if name.startswith("/") or ".." in parts:
         raise StemcellImageError(
             path, f"holds a member with an unsafe path '{name}' (absolute or with '..')"
         )
-    if info.issym() or info.islnk():
+    if member.issym() or member.islnk():
         raise StemcellImageError(
-            path, f"holds a link '{name}' -> '{info.linkname}'; only regular files are allowed"
+            path, f"holds a link '{name}' -> '{member.linkname}'; only regular files are allowed"
         )
-    if not (info.isfile() or info.isdir()):
+    if not (member.isfile() or member.isdir()):
         raise StemcellImageError(
             path, f"holds '{name}', which is not a regular file (a device, FIFO or similar)"
         )
 
 
-def _check_root_image(path: str, member: _Member) -> None:
-    if not member.info.isfile():
+def _check_root_image(path: str, member: tarfile.TarInfo) -> None:
+    if not member.isfile():
         raise StemcellImageError(path, f"has a {ROOT_IMAGE} that is not a regular file")
-    if member.sparse:
+    if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
         raise StemcellImageError(
             path, f"stores {ROOT_IMAGE} as a sparse tar member; repack it without --sparse"
         )

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import io
 import os
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
@@ -134,11 +135,98 @@ def test_a_missing_end_of_archive_marker_is_accepted(tmp_path):
     assert _stream(tmp_path / "image")[1] == b"q" * 1000
 
 
-def test_sparse_root_img_is_refused(tmp_path):
-    info, data = _member("root.img", b"s" * 100)
-    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}
-    path = _archive(tmp_path / "image", (info, data), tar_format=tarfile.PAX_FORMAT)
+def _sparse_file(path: Path, regions: int) -> Path:
+    """A file of `regions` data blocks separated by holes (GNU tar stores it sparse)."""
+    with path.open("wb") as handle:
+        for number in range(regions):
+            handle.seek(number * 64 * 1024)
+            handle.write(bytes([65 + number]) * 512)
+        handle.truncate(regions * 64 * 1024)
+    return path
+
+
+def _gnu_tar(path: Path, source: Path, names: list[str], tar_format: str) -> Path:
+    """An archive made by GNU tar itself (`--sparse`), gzipped as a stemcell's image."""
+    subprocess.run(
+        ["tar", "--sparse", f"--format={tar_format}", "-czf", str(path), "-C", str(source), *names],
+        check=True,
+    )
+    return path
+
+
+@pytest.mark.parametrize("tar_format", ["gnu", "pax"])
+def test_sparse_root_img_is_refused(tmp_path, tar_format):
+    source = tmp_path / "source"
+    source.mkdir()
+    _sparse_file(source / "root.img", 3)
+    path = _gnu_tar(tmp_path / "image", source, ["root.img"], tar_format)
     assert "sparse tar member" in _problem(path)
+
+
+@pytest.mark.parametrize("tar_format", ["gnu", "pax"])
+def test_sparse_members_before_root_img_are_skipped(tmp_path, tar_format):
+    # Nine regions: old-GNU headers hold four, the rest go to extension header blocks,
+    # which the former hand-written reader took for data and then refused the archive.
+    source = tmp_path / "source"
+    source.mkdir()
+    _sparse_file(source / "holes.bin", 9)
+    (source / "root.img").write_bytes(b"disk" * 3000)
+    path = _gnu_tar(tmp_path / "image", source, ["holes.bin", "root.img"], tar_format)
+    root, data = _stream(path)
+    assert data == b"disk" * 3000
+    assert root.member_name == "root.img"
+
+
+def test_a_pax_global_header_is_read(tmp_path):
+    buffer = io.BytesIO()
+    global_headers = {"comment": "made by a stemcell pipeline"}
+    with tarfile.open(
+        fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, pax_headers=global_headers
+    ) as tar:
+        info, data = _member("root.img", b"g" * 2000)
+        tar.addfile(info, data)
+    (tmp_path / "image").write_bytes(gzip.compress(buffer.getvalue()))
+    assert buffer.getvalue()[156:157] == tarfile.XGLTYPE  # the archive opens with one
+    assert _stream(tmp_path / "image")[1] == b"g" * 2000
+
+
+def _with_block_after(raw: bytes, member_end: int, block: bytes) -> bytes:
+    """The tar `raw` with `block` (one header's worth) put where the next header goes."""
+    return raw[:member_end] + block + raw[member_end:]
+
+
+def test_a_malformed_header_before_root_img_is_refused(tmp_path):
+    # tarfile alone would end the archive there and report "no root.img".
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in (("notes.txt", b"n" * 10), ("root.img", b"r" * 10)):
+            info, data = _member(name, content)
+            tar.addfile(info, data)
+    raw = _with_block_after(buffer.getvalue(), 1024, b"\x07" * 512)
+    (tmp_path / "image").write_bytes(gzip.compress(raw))
+    assert "not a valid tar archive" in _problem(tmp_path / "image")
+
+
+def test_a_malformed_header_after_root_img_fails_before_the_last_chunk(tmp_path):
+    content = os.urandom(2 * CHUNK_SIZE)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info, data = _member("root.img", content)
+        tar.addfile(info, data)
+    raw = _with_block_after(buffer.getvalue(), 512 + len(content), b"\x07" * 512)
+    (tmp_path / "image").write_bytes(gzip.compress(raw))
+    received, size, message = _received_before_failure(tmp_path / "image")
+    assert received < size
+    assert "not a valid tar archive" in message
+
+
+def test_truncated_inside_a_member_before_root_img(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info, data = _member("notes.txt", b"n" * 5000)
+        tar.addfile(info, data)
+    (tmp_path / "image").write_bytes(gzip.compress(buffer.getvalue()[:3000]))
+    assert "ends inside 'notes.txt'" in _problem(tmp_path / "image")
 
 
 def test_truncated_inside_root_img(tmp_path):
@@ -158,8 +246,6 @@ def test_the_builder_writes_valid_empty_qcow2_without_qemu_img(tmp_path):
     assert path.read_bytes().startswith(b"QFI\xfb")
     if not os.access("/usr/bin/qemu-img", os.X_OK):
         pytest.skip("qemu-img not installed: header written, not checked")
-    import subprocess
-
     check = subprocess.run(["/usr/bin/qemu-img", "check", str(path)], capture_output=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
