@@ -152,6 +152,11 @@ class Connection:
         # for a version document before it asks the service.
         self._discovery_cache = discovery_cache
 
+    @property
+    def discovery_cache(self) -> dict[str, Any]:
+        """Version documents keystoneauth read or was given (URL -> `Discover`)."""
+        return self._discovery_cache if self._discovery_cache is not None else {}
+
     def adapter(self, service_type: str, endpoint: str | None = None) -> KeystoneauthAdapter:
         """An adapter for one service: at `endpoint` as it is, or found in the catalog
         within the API versions the CPI speaks."""

@@ -102,7 +102,7 @@ def connect(
     )
     if cache is not None and not reuse:
         cache.drop()
-    elif cache is not None and cache.load(auth, session):
+    elif cache is not None and cache.load(auth, discovery):
         log.debug("Reusing the cached Keystone token")
     try:
         _authenticate(session, config)
@@ -126,4 +126,4 @@ def save(connection: http.Services, cache: SessionCache) -> None:
         return
     session = connection.session
     if isinstance(session.auth, v3.Auth):
-        cache.save(session.auth, session)
+        cache.save(session.auth, connection.discovery_cache)

@@ -29,7 +29,7 @@ import os
 import stat
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bosh_openstack_cpi.config import OpenStackConfig
 
@@ -213,25 +213,27 @@ class SessionCache:
             "discovery": discovery,
         }
 
-    def load(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> bool:
+    def load(self, auth: identity_base.BaseIdentityPlugin, discovery: dict[str, Any]) -> bool:
+        """Give `auth` the cached token and fill `discovery`, the dict the keystoneauth
+        session was made with as its `discovery_cache`."""
         document = self._document()
         if document is None:
             return False
         try:
             auth.set_auth_state(document["auth_state"])
-            _restore_discovery(session, document.get("discovery", {}))
-        except (ValueError, KeyError, TypeError):
+            _restore_discovery(discovery, document.get("discovery", {}))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return False
-        self._loaded = _snapshot(auth, session)
+        self._loaded = _snapshot(auth, discovery)
         return True
 
-    def save(self, auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> None:
+    def save(self, auth: identity_base.BaseIdentityPlugin, discovery: dict[str, Any]) -> None:
         """Write the token and discovery when they changed; a cached token that expires
         later than ours (another call's, fetched meanwhile) stays, with our discovery
         added to it."""
         if self._path is None or auth.get_auth_state() is None:
             return
-        current = _snapshot(auth, session)
+        current = _snapshot(auth, discovery)
         if current == self._loaded:
             return
         with self.exclusive(wait=LOCK_WAIT_SECONDS):
@@ -277,35 +279,50 @@ class SessionCache:
                 os.unlink(self._path)
 
 
-def _discovery_data(session: ksa_session.Session) -> dict[str, Any]:
-    # keystoneauth keeps one Discover object per URL; its version list is all we need.
+def _discovery_data(discovery: dict[str, Any]) -> dict[str, Any]:
+    """The version list of each `Discover` keystoneauth left in its discovery cache."""
     data: dict[str, Any] = {}
-    for url, found in getattr(session, "_discovery_cache", {}).items():
-        versions = getattr(found, "_data", None)
-        if isinstance(versions, list):
-            data[url] = versions
+    for url, found in discovery.items():
+        raw_version_data = getattr(found, "raw_version_data", None)
+        if raw_version_data is not None:
+            data[url] = raw_version_data(
+                allow_experimental=True, allow_deprecated=True, allow_unknown=True
+            )
     return data
 
 
-def _restore_discovery(session: ksa_session.Session, data: dict[str, Any]) -> None:
+class _StoredVersions:
+    """A version document from the cache, answered as keystoneauth asks for one (its
+    `Discover(session, url)` reads `session.get(url, ...).json()`): the cached discovery
+    becomes real `Discover` objects through the public constructor, without a request."""
+
+    def __init__(self, versions: list[Any]) -> None:
+        self._versions = versions
+        self.text = ""
+
+    def get(self, url: str, **_: Any) -> _StoredVersions:
+        return self
+
+    def json(self) -> dict[str, Any]:
+        return {"versions": self._versions}
+
+
+def _restore_discovery(discovery: dict[str, Any], data: dict[str, Any]) -> None:
     from keystoneauth1 import discover
 
-    cache = getattr(session, "_discovery_cache", None)
-    if not isinstance(cache, dict):
-        return
     for url, versions in data.items():
-        found = discover.Discover.__new__(discover.Discover)
-        found._url = url
-        found._data = versions
-        cache[url] = found
+        if not isinstance(url, str) or not isinstance(versions, list):
+            continue
+        replay = cast("ksa_session.Session", _StoredVersions(versions))
+        discovery[url] = discover.Discover(replay, url)
 
 
-def _snapshot(auth: identity_base.BaseIdentityPlugin, session: ksa_session.Session) -> str:
+def _snapshot(auth: identity_base.BaseIdentityPlugin, discovery: dict[str, Any]) -> str:
     return json.dumps(
         {
             "format": FORMAT,
             "auth_state": auth.get_auth_state(),
-            "discovery": _discovery_data(session),
+            "discovery": _discovery_data(discovery),
         },
         sort_keys=True,
     )

@@ -77,9 +77,40 @@ class _Auth:
         return self.state
 
 
-class _Session:
-    def __init__(self) -> None:
-        self._discovery_cache: dict[str, object] = {}
+def test_cached_discovery_returns_as_keystoneauth_discover_objects_without_a_request(cache):
+    """Only keystoneauth's public interfaces: the session's `discovery_cache` dict holds
+    `Discover` objects built by their constructor, which keystoneauth then uses as if it
+    had asked the service; saving reads them back through `raw_version_data`."""
+    from keystoneauth1 import discover
+    from keystoneauth1 import session as ksa_session
+
+    url = "http://127.0.0.1:8776"  # keystoneauth keys a root URL without its slash
+    versions = [
+        {
+            "id": "v3.0",
+            "status": "CURRENT",
+            "min_version": "3.0",
+            "version": "3.70",
+            "links": [{"rel": "self", "href": "http://127.0.0.1:8776/v3/"}],
+        },
+        {"id": "v2.0", "status": "DEPRECATED", "links": []},
+    ]
+    _write(cache, {url: versions})
+    auth = _Auth(json.dumps({"auth_token": "t", "body": {"token": {}}}))
+    auth.set_auth_state = lambda state: None  # type: ignore[attr-defined]
+    restored: dict[str, object] = {}
+    assert cache.load(auth, restored)
+    offline = ksa_session.Session(discovery_cache=restored)
+    offline.request = _no_request  # type: ignore[method-assign,assignment]
+    found = discover.get_discovery(offline, url)
+    assert found is restored[url]
+    (newest,) = [v for v in found.version_data() if v["version"] == (3, 0)]
+    assert newest["max_microversion"] == (3, 70)
+    assert session_cache._discovery_data(restored) == {url: versions}
+
+
+def _no_request(*args: object, **kwargs: object) -> None:
+    raise AssertionError(f"a request was sent: {args}")
 
 
 def test_a_token_is_never_replaced_by_one_that_expires_sooner(cache):
@@ -89,9 +120,9 @@ def test_a_token_is_never_replaced_by_one_that_expires_sooner(cache):
     document = json.loads(path.read_text())
     document["auth_state"] = newer
     path.write_text(json.dumps(document))
-    cache.save(_Auth(_auth_state("2099-01-01T00:00:00.000000Z", "older")), _Session())
+    cache.save(_Auth(_auth_state("2099-01-01T00:00:00.000000Z", "older")), {})
     assert cache.read()["auth_token"] == "newer"
-    cache.save(_Auth(_auth_state("2099-01-03T00:00:00.000000Z", "newest")), _Session())
+    cache.save(_Auth(_auth_state("2099-01-03T00:00:00.000000Z", "newest")), {})
     assert cache.read()["auth_token"] == "newest"
 
 
@@ -127,7 +158,7 @@ def test_cache_files_unused_for_a_week_are_removed(cache, tmp_path):
     (directory / "session-old.lock").write_text("")
     week_ago = time.time() - session_cache.UNUSED_SECONDS - 60
     os.utime(old, (week_ago, week_ago))
-    cache.save(_Auth(_auth_state("2099-01-01T00:00:00.000000Z", "t")), _Session())
+    cache.save(_Auth(_auth_state("2099-01-01T00:00:00.000000Z", "t")), {})
     assert not old.exists() and not (directory / "session-old.lock").exists()
     assert Path(str(cache._path)).exists()
 
