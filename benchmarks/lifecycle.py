@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from benchmarks.report import write_section
 from tools.cloud_description import (
@@ -95,14 +96,17 @@ def _networks(cloud: dict[str, Any]) -> dict[str, Any]:
 # seconds (keys "wall", "cpu"; kept apart from the request counts when reporting).
 Costs = dict[str, dict[str, float]]
 TIMES = ("wall", "cpu")
+NOT_SERVICES = ("total", "fallbacks", *TIMES)
 
 
 def cpi_lifecycle(
-    cloud: dict[str, Any], workdir: Path, *, count: bool = False
+    cloud: dict[str, Any], workdir: Path, *, count: bool = False, auth_url: str | None = None
 ) -> tuple[float, Costs]:
     """Wall time of the whole lifecycle and each call's costs. `count`: at DEBUG level, to
-    count requests from the log (which makes every call slower: not for timing)."""
-    config = write_cpi_json(workdir, cpi_document(cloud))
+    count requests from the log (which makes every call slower: not for timing).
+    `auth_url`: reach the cloud there (a front) instead of at its own Keystone."""
+    overrides = {"auth_url": auth_url} if auth_url else {}
+    config = write_cpi_json(workdir, cpi_document(cloud, **overrides))
     cpi = CpiProcess(cpi_command(config))
     if count:
         cpi.env.update(LOG_LEVEL_ENV)
@@ -116,6 +120,7 @@ def cpi_lifecycle(
             raise RuntimeError(f"{method}: {result.error['message']}")
         per_method[method] = {
             **(count_requests(result.stderr) if count else {}),
+            **({"fallbacks": float(_fell_back(result.stderr))} if count else {}),
             "wall": result.seconds,
             "cpu": result.cpu_seconds,
         }
@@ -141,6 +146,12 @@ def cpi_lifecycle(
     call("delete_vm", vm)
     call("delete_stemcell", image)
     return time.perf_counter() - started, per_method
+
+
+def _fell_back(stderr: str) -> bool:
+    """The CPI logs these when its stdlib transport leaves a request or a version
+    discovery to keystoneauth."""
+    return "keystoneauth serves" in stderr or "keystoneauth discovers" in stderr
 
 
 def sdk_lifecycle(
@@ -262,7 +273,7 @@ def _report(
             statistics.median(r[1].get(method, {}).get(kind, 0.0) for r in cpi_runs)
             for kind in TIMES
         )
-        detail = ", ".join(f"{k} {v:.0f}" for k, v in counts.items() if k not in ("total", *TIMES))
+        detail = ", ".join(f"{k} {v:.0f}" for k, v in counts.items() if k not in NOT_SERVICES)
         lines.append(
             f"| {method} | {wall:.2f} | {cpu:.2f} | {counts.get('total', 0):.0f} ({detail}) "
             f"| {reference} |"
@@ -276,12 +287,78 @@ def _report(
     return "\n".join(lines)
 
 
+# --- endpoint layouts (issue 15) ---------------------------------------------------------
+# The same CPI lifecycle through one front (tools/fault_proxy.py, no faults) publishing the
+# catalog as the cloud does (`http://front:port/v2.1`) and under path prefixes
+# (`http://front:port/compute/v2.1`, as devstack and single-endpoint fronts do): only the
+# layout differs, so the CPI's stdlib fast path is shown to serve both alike.
+LAYOUTS = {"as published by the cloud": False, "path-prefixed": True}
+
+
+def _upstreams(cloud: dict[str, Any]) -> dict[str, str]:
+    from tools.fault_proxy import upstreams_from_catalog
+
+    connection = project_connection(cloud)
+    try:
+        catalog = connection.session.auth.get_access(connection.session).service_catalog.catalog
+    finally:
+        connection.close()
+    upstreams = upstreams_from_catalog(catalog)
+    auth = urlsplit(cloud["openstack"]["auth_url"])
+    upstreams["identity"] = f"{auth.scheme}://{auth.netloc}"
+    return upstreams
+
+
+def layout_lifecycle(
+    cloud: dict[str, Any], upstreams: dict[str, str], path_prefixes: bool, *, count: bool = False
+) -> tuple[float, Costs]:
+    from tools.fault_proxy import FaultPlan, FaultProxy
+
+    auth_path = urlsplit(cloud["openstack"]["auth_url"]).path
+    with (
+        FaultProxy(
+            upstreams, FaultPlan(), path_prefixes=path_prefixes, rewrite_links=True
+        ) as front,
+        tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch,
+    ):
+        auth_url = front.url("identity") + auth_path
+        return cpi_lifecycle(cloud, Path(scratch), count=count, auth_url=auth_url)
+
+
+def _layout_report(runs: dict[str, list[tuple[float, Costs]]], counted: dict[str, Costs]) -> str:
+    lines = [
+        "",
+        "### Endpoint layouts",
+        "",
+        "The CPI lifecycle through one front (tools/fault_proxy.py, no faults, in the "
+        "benchmark's process; every answer's links name the front, as services configured "
+        "with their public URLs answer) that publishes the catalog as the cloud does, or "
+        "with every service under a path prefix (`/compute/v2.1`, `/volume/v3/<project>`, "
+        "`/image`, ...). Same rounds, interleaved with the rows above; CPU is the CPI "
+        "processes' own; a fallback is a call that left a request or a version discovery "
+        "to keystoneauth.",
+        "",
+        "| front publishes | median wall (s) | CPU, all calls (s) | requests | keystoneauth "
+        "fallbacks |",
+        "|---|---|---|---|---|",
+    ]
+    for layout, layout_runs in runs.items():
+        wall = statistics.median(r[0] for r in layout_runs)
+        cpu = statistics.median(sum(m["cpu"] for m in r[1].values()) for r in layout_runs)
+        requests = sum(m["total"] for m in counted[layout].values())
+        fallbacks = sum(m.get("fallbacks", 0) for m in counted[layout].values())
+        lines.append(f"| {layout} | {wall:.2f} | {cpu:.2f} | {requests:.0f} | {fallbacks:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args()
     cloud = load_description()
+    upstreams = _upstreams(cloud)
+    layout_runs: dict[str, list[tuple[float, Costs]]] = {layout: [] for layout in LAYOUTS}
     cpi_runs, sdk_runs, overlapped_runs = [], [], []
     for _ in range(options.rounds):
         with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
@@ -290,9 +367,16 @@ def main() -> int:
             overlapped_runs.append(sdk_lifecycle(cloud, Path(scratch), vip_during_build=True))
         with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
             cpi_runs.append(cpi_lifecycle(cloud, Path(scratch)))
+        for layout, prefixed in LAYOUTS.items():
+            layout_runs[layout].append(layout_lifecycle(cloud, upstreams, prefixed))
     with tempfile.TemporaryDirectory(prefix="bosh-cpi-bench-") as scratch:
         _, counted = cpi_lifecycle(cloud, Path(scratch), count=True)
+    layout_counted = {
+        layout: layout_lifecycle(cloud, upstreams, prefixed, count=True)[1]
+        for layout, prefixed in LAYOUTS.items()
+    }
     report = _report(options.rounds, cpi_runs, counted, sdk_runs, overlapped_runs)
+    report += "\n" + _layout_report(layout_runs, layout_counted)
     print(report)
     if options.write:
         write_section(TITLE, report)

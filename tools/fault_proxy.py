@@ -187,14 +187,20 @@ class FaultProxy:
         client_ca: Path | None = None,
         *,
         path_prefixes: bool = False,
+        rewrite_links: bool | None = None,
     ) -> None:
         """`upstreams`: service name -> base URL, e.g. {"identity": "http://127.0.0.1:5000"};
         `tls`: certificate and key files for HTTPS listeners (None: plain HTTP);
         `client_ca`: with `tls`, clients must present a certificate this CA signed;
         `path_prefixes`: publish each service under `/<service name>` of its listener, as
         clouds behind one front end do (`https://api/compute/v2.1`): the catalog and every
-        answer's links say so, and a request without the prefix gets 404."""
+        answer's links say so, and a request without the prefix gets 404;
+        `rewrite_links`: every answer's links name the proxy, as a front end's services
+        configured with their public URLs answer (default: only with `path_prefixes`;
+        otherwise only Keystone's catalog is rewritten, as behind a front whose services
+        do not know their public URL)."""
         self.path_prefixes = path_prefixes
+        self.rewrite_links = path_prefixes if rewrite_links is None else rewrite_links
         for url in upstreams.values():
             host = urlsplit(url).hostname or ""
             if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
@@ -390,9 +396,8 @@ class FaultProxy:
                     return status
                 if fault is not None and fault.kind == "error_after":
                     return self._send_error(fault)
-                if (service == "identity" or proxy.path_prefixes) and payload:
-                    # Keystone's catalog; with prefixes, every answer's links too (a front
-                    # end's services are configured with their public URLs)
+                if (service == "identity" or proxy.rewrite_links) and payload:
+                    # Keystone's catalog; with rewrite_links, every answer's links too
                     payload = proxy.rewrite(payload.decode("utf-8", "replace")).encode("utf-8")
                 self.send_response(status)
                 for key, value in headers:

@@ -28,14 +28,40 @@ SERVICE_BY_PORT = {
 }
 
 
+# Behind a front that publishes each service under a path prefix (tools/fault_proxy.py
+# with path_prefixes, `BOSH_CPI_TEST_LAYOUT=path-prefixed`): the prefix names the service.
+SERVICE_BY_PREFIX = {
+    "identity": "identity",
+    "compute": "compute",
+    "image": "image",
+    "network": "network",
+    "volume": "volume",
+    "volumev3": "volume",
+    "block-storage": "volume",
+    "placement": "placement",
+    "load-balancer": "load-balancer",
+}
+
+
 def requests_in(stderr_text: str) -> list[tuple[str, str, str, int]]:
-    """(service, method, path, status) for every request logged."""
+    """(service, method, path, status) for every request logged; the path as the service
+    itself sees it (without a front's prefix)."""
     found = []
     for match in _REQUEST_LINE.finditer(stderr_text):
         _, host, port, method, path, status = match.groups()
-        service = SERVICE_BY_PORT.get(port, f"{host}:{port}")
+        service = SERVICE_BY_PORT.get(port)
+        if service is None:
+            service, path = _by_prefix(path, f"{host}:{port}")
         found.append((service, method, path, int(status)))
     return found
+
+
+def _by_prefix(path: str, unknown: str) -> tuple[str, str]:
+    first, _, rest = path.lstrip("/").partition("/")
+    service = SERVICE_BY_PREFIX.get(first)
+    if service is None:
+        return unknown, path
+    return service, "/" + rest
 
 
 def count_requests(stderr_text: str) -> dict[str, int]:

@@ -3,6 +3,7 @@ by default, or the cloud described by $BOSH_CPI_TEST_CLOUD (docs/testing.md)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,12 +65,40 @@ def director_uuid() -> str:
     return f"{TEST_DIRECTOR_PREFIXES[0]}{uuid.uuid4()}"
 
 
+# BOSH_CPI_TEST_LAYOUT=path-prefixed: the CPIs of `cpi`/`cpi_for` reach the cloud through
+# a front that publishes every service under a path prefix (`/compute/v2.1`, `/volume/v3`,
+# ..., tools/fault_proxy.py with no faults), as devstack and single-endpoint fronts do.
+# scripts/test runs the VM, disk and stemcell suites once more that way (issue 15).
+LAYOUT_VARIABLE = "BOSH_CPI_TEST_LAYOUT"
+LAYOUTS = ("direct", "path-prefixed")
+
+
+@pytest.fixture(scope="session")
+def cpi_auth_url(cloud: dict[str, Any], admin: Any) -> Iterator[str | None]:
+    """The auth URL the suite's CPIs use: None (the cloud's own) or the front's."""
+    layout = os.environ.get(LAYOUT_VARIABLE) or "direct"
+    if layout not in LAYOUTS:
+        pytest.fail(f"{LAYOUT_VARIABLE}={layout!r}: expected one of {LAYOUTS}", pytrace=False)
+    if layout == "direct":
+        yield None
+        return
+    from tests.integration.faults import faulty_cloud, proxied_auth_url
+    from tools.fault_proxy import FaultPlan
+
+    with faulty_cloud(admin, cloud, FaultPlan(), path_prefixes=True) as front:
+        yield proxied_auth_url(front, cloud)
+
+
 @pytest.fixture
-def cpi_for(cloud: dict[str, Any], tmp_path: Path, director_uuid: str) -> Callable[..., CpiProcess]:
+def cpi_for(
+    cloud: dict[str, Any], tmp_path: Path, director_uuid: str, cpi_auth_url: str | None
+) -> Callable[..., CpiProcess]:
     """A CPI configured for the test cloud; keyword arguments override `openstack` keys
     (None removes one)."""
 
     def make(ca_cert_path: Path | None = None, **openstack: Any) -> CpiProcess:
+        if cpi_auth_url is not None:
+            openstack.setdefault("auth_url", cpi_auth_url)
         directory = tmp_path / f"job-{len(list(tmp_path.glob('job-*')))}"
         directory.mkdir()
         config = write_cpi_json(directory, cpi_document(cloud, **openstack))

@@ -82,3 +82,4 @@ def test_a_lifecycle_behind_path_prefixes(
                 continue  # a light stemcell's delete asks nothing
             assert "(stdlib transport)" in result.stderr
             assert "keystoneauth serves" not in result.stderr, result.stderr
+            assert "keystoneauth discovers" not in result.stderr, result.stderr
