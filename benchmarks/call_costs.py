@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.bosh_packages import packaged_cpi_python
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cloud_description import cpi_document, load_description, write_cpi_json
 from tools.cpi_process import CpiProcess
 from tools.request_log import LOG_LEVEL_ENV, count_requests
@@ -100,10 +100,7 @@ def main() -> int:
         f" dev .venv (Python {platform.python_version()}).",
     ]
     report = "\n".join(lines)
-    print(report)
-    if options.write:
-        write_section(TITLE, report)
-    return 0
+    return publish(TITLE, report, options.write)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cloud_description import (
     cpi_document,
     load_description,
@@ -182,10 +182,7 @@ def main() -> int:
         finally:
             sdk.compute.delete_server(server)
     body = _report(call, options.rounds)
-    print(body)
-    if options.write:
-        write_section(TITLE, body)
-    return 0
+    return publish(TITLE, body, options.write)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bosh_packages import packaged_cpi_python
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cpi_process import director_environment
 
 REQUEST = json.dumps({"method": "info", "arguments": [], "context": {"director_uuid": "b"}})
@@ -119,10 +119,7 @@ def main() -> int:
             check=True,
         ).stdout.strip()
         section = _report(_measure(options.rounds, python), options.rounds, version)
-    print(section)
-    if options.write:
-        write_section(TITLE, section)
-    return 0
+    return publish(TITLE, section, options.write)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cloud_description import (
     cpi_document,
     load_description,
@@ -377,10 +377,7 @@ def main() -> int:
     }
     report = _report(options.rounds, cpi_runs, counted, sdk_runs, overlapped_runs)
     report += "\n" + _layout_report(layout_runs, layout_counted)
-    print(report)
-    if options.write:
-        write_section(TITLE, report)
-    return 0
+    return publish(TITLE, report, options.write)
 
 
 if __name__ == "__main__":

@@ -17,3 +17,12 @@ HEADER = (
 
 def write_section(title: str, body: str) -> None:
     replace_section(BENCHMARKS, HEADER, title, body)
+
+
+def publish(title: str, body: str, write: bool) -> int:
+    """Print a benchmark's section and, with --write, put it into BENCHMARKS.md; the exit
+    status for its main()."""
+    print(body)
+    if write:
+        write_section(title, body)
+    return 0

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cpi_process import director_environment
 
 TITLE = "signal window at start-up"
@@ -106,10 +106,7 @@ def main() -> int:
     options = parser.parse_args()
     answered = measure(options.rounds)
     section = report(answered, options.rounds, interpreter_start_ms(options.rounds))
-    print(section)
-    if options.write:
-        write_section(TITLE, section)
-    return 0
+    return publish(TITLE, section, options.write)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.stemcell_builder import build_stemcell, parse_size
 
 TITLE = "stemcell reader"
@@ -237,10 +237,7 @@ def main() -> int:
     size = parse_size(options.size)
     results, compressed = measure(options.rounds, size)
     section = report(results, compressed, options.rounds, size)
-    print(section)
-    if options.write:
-        write_section(TITLE, section)
-    return 0
+    return publish(TITLE, section, options.write)
 
 
 if __name__ == "__main__":

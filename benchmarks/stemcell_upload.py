@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cloud_description import cpi_document, description_path, load_description, write_cpi_json
 from tools.cpi_process import CpiProcess, cpi_command, director_environment
 from tools.stemcell_builder import BuiltStemcell, build_stemcell, parse_size
@@ -230,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     figures = measure(args.rounds, args.size, args.content)
     body = report(figures, args.rounds)
-    print(body)
-    if args.write:
-        write_section(SECTION, body)
-    return 0
+    return publish(SECTION, body, args.write)
 
 
 if __name__ == "__main__":

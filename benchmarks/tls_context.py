@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import certifi
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from bosh_openstack_cpi.openstack import tls
 
 TITLE = "TLS context per call"
@@ -90,10 +90,7 @@ def main() -> int:
     parser.add_argument("--write", action="store_true")
     options = parser.parse_args()
     section = report(measure(options.rounds), options.rounds)
-    print(section)
-    if options.write:
-        write_section(TITLE, section)
-    return 0
+    return publish(TITLE, section, options.write)
 
 
 if __name__ == "__main__":

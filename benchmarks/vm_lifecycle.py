@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import write_section
+from benchmarks.report import publish
 from tools.cloud_description import cpi_document, load_description, write_cpi_json
 from tools.cpi_process import CpiProcess, CpiResult
 from tools.request_log import LOG_LEVEL_ENV, count_requests
@@ -222,10 +222,7 @@ def main() -> int:
     section = _report(
         _measure(cloud, options.rounds, options.interval), options.rounds, options.interval
     )
-    print(section)
-    if options.write:
-        write_section(TITLE, section)
-    return 0
+    return publish(TITLE, section, options.write)
 
 
 if __name__ == "__main__":
