@@ -306,13 +306,15 @@ driver = noop
         port=S.PORT["nova"],
         state=S.STATE,
         filters=",".join(
-            (
+            f
+            for f in (
                 "AvailabilityZoneFilter",
                 "ComputeFilter",
                 "ComputeCapabilitiesFilter",
                 "ServerGroupAntiAffinityFilter",
                 "ServerGroupAffinityFilter",
             )
+            if f not in S.RELEASE.nova_filters_removed
         ),
         rabbit=S.RABBIT_URL,
         paste=etc("nova", "api-paste.ini"),
@@ -329,6 +331,10 @@ driver = noop
         nova_client=_keystone_client("nova"),
     )
     return text
+
+
+def nova_api_log():
+    return "[DEFAULT]\nlog_file = %s\nuse_stderr = false\n" % os.path.join(S.LOGS, "nova-api.log")
 
 
 def nova_compute(host):
@@ -394,8 +400,10 @@ backend_availability_zone = {az}
     return text
 
 
-def _from_debian(rel):
-    src = os.path.join(S.DEBIAN_ROOT, rel)
+def _from_debian(rel, service):
+    """A file the release ships: from Debian's unpacked *-common package for zed, from
+    the venv's etc/<service>/ (the wheels' data files) for a PyPI release."""
+    src = S.RELEASE.config_file(service, os.path.basename(rel)) or os.path.join(S.DEBIAN_ROOT, rel)
     if not os.path.exists(src):
         raise SystemExit(
             "%s is missing: run `testcloud/cloud up` (it unpacks Debian's "
@@ -466,11 +474,13 @@ def write_all():
         write(etc("nova", "compute-%s.conf" % host), nova_compute(host))
     write(etc("cinder", "cinder.conf"), cinder())
     for svc, rel in S.PASTE_FILES.items():
-        text = _from_debian(rel)
+        text = _from_debian(rel, svc)
         # the healthcheck middleware's "disable" file: point it into the state dir
         text = text.replace("/etc/%s/healthcheck_disable" % svc, etc(svc, "healthcheck_disable"))
         write(etc(svc, "api-paste.ini"), text)
-    write(etc("cinder", "resource_filters.json"), _from_debian(S.CINDER_RESOURCE_FILTERS))
+    write(etc("cinder", "resource_filters.json"), _from_debian(S.CINDER_RESOURCE_FILTERS, "cinder"))
+    if "nova-api" in S.RELEASE.wsgi:  # nova-api under uwsgi: its log file (services.py)
+        write(etc("nova", "nova-api.conf"), nova_api_log())
     _install_plugins()
     write_client_files(read_json(S.APP_CRED_FILE))
 
