@@ -338,7 +338,16 @@ def nova_api_log():
 
 
 def nova_compute(host):
-    return "[DEFAULT]\nhost = %s\n" % host
+    text = "[DEFAULT]\nhost = %s\n" % host
+    if S.RELEASE.from_pypi:
+        # Since 2023.1 a compute keeps its node identity in <state_path>/compute_id and
+        # refuses to restart without it. FakeDriver never writes one (fake nodes); its
+        # single-node variant does, like a real driver. One state_path per host: the
+        # three computes must not share one identity.
+        text += "compute_driver = fake.FakeDriverWithoutFakeNodes\nstate_path = %s\n" % (
+            S.path("nova", host)
+        )
+    return text
 
 
 def cinder():
@@ -389,6 +398,14 @@ driver = noop
         nova_client=_keystone_client("nova"),
         cinder_client=_keystone_client("cinder"),
     )
+    if S.RELEASE.from_pypi:
+        # Newer cinder inspects an image's format (qemu-img, in its privsep daemon)
+        # before any driver sees a volume-from-image. The daemon is started with sudo by
+        # default; here, already root, it is the venv's own privsep-helper.
+        text += "[cinder_sys_admin]\nhelper_command = %s --config-file %s\n" % (
+            os.path.join(S.RELEASE.venv(), "bin", "privsep-helper"),
+            etc("cinder", "cinder.conf"),
+        )
     for az in S.AVAILABILITY_ZONES:
         text += """\
 [fake-{az}]
@@ -471,6 +488,7 @@ def write_all():
     write(etc("nova", "nova-compute.conf"), nova(with_db=False))
     write(etc("nova", "cell0-db.conf"), "[database]\nconnection = %s/nova_cell0\n" % S.DB_URL)
     for host, _az in S.COMPUTES:
+        os.makedirs(S.path("nova", host), exist_ok=True)
         write(etc("nova", "compute-%s.conf" % host), nova_compute(host))
     write(etc("cinder", "cinder.conf"), cinder())
     for svc, rel in S.PASTE_FILES.items():
