@@ -306,13 +306,15 @@ driver = noop
         port=S.PORT["nova"],
         state=S.STATE,
         filters=",".join(
-            (
+            f
+            for f in (
                 "AvailabilityZoneFilter",
                 "ComputeFilter",
                 "ComputeCapabilitiesFilter",
                 "ServerGroupAntiAffinityFilter",
                 "ServerGroupAffinityFilter",
             )
+            if f not in S.RELEASE.nova_filters_removed
         ),
         rabbit=S.RABBIT_URL,
         paste=etc("nova", "api-paste.ini"),
@@ -331,8 +333,21 @@ driver = noop
     return text
 
 
+def nova_api_log():
+    return "[DEFAULT]\nlog_file = %s\nuse_stderr = false\n" % os.path.join(S.LOGS, "nova-api.log")
+
+
 def nova_compute(host):
-    return "[DEFAULT]\nhost = %s\n" % host
+    text = "[DEFAULT]\nhost = %s\n" % host
+    if S.RELEASE.from_pypi:
+        # Since 2023.1 a compute keeps its node identity in <state_path>/compute_id and
+        # refuses to restart without it. FakeDriver never writes one (fake nodes); its
+        # single-node variant does, like a real driver. One state_path per host: the
+        # three computes must not share one identity.
+        text += "compute_driver = fake.FakeDriverWithoutFakeNodes\nstate_path = %s\n" % (
+            S.path("nova", host)
+        )
+    return text
 
 
 def cinder():
@@ -383,6 +398,14 @@ driver = noop
         nova_client=_keystone_client("nova"),
         cinder_client=_keystone_client("cinder"),
     )
+    if S.RELEASE.from_pypi:
+        # Newer cinder inspects an image's format (qemu-img, in its privsep daemon)
+        # before any driver sees a volume-from-image. The daemon is started with sudo by
+        # default; here, already root, it is the venv's own privsep-helper.
+        text += "[cinder_sys_admin]\nhelper_command = %s --config-file %s\n" % (
+            os.path.join(S.RELEASE.venv(), "bin", "privsep-helper"),
+            etc("cinder", "cinder.conf"),
+        )
     for az in S.AVAILABILITY_ZONES:
         text += """\
 [fake-{az}]
@@ -394,8 +417,10 @@ backend_availability_zone = {az}
     return text
 
 
-def _from_debian(rel):
-    src = os.path.join(S.DEBIAN_ROOT, rel)
+def _from_debian(rel, service):
+    """A file the release ships: from Debian's unpacked *-common package for zed, from
+    the venv's etc/<service>/ (the wheels' data files) for a PyPI release."""
+    src = S.RELEASE.config_file(service, os.path.basename(rel)) or os.path.join(S.DEBIAN_ROOT, rel)
     if not os.path.exists(src):
         raise SystemExit(
             "%s is missing: run `testcloud/cloud up` (it unpacks Debian's "
@@ -463,14 +488,17 @@ def write_all():
     write(etc("nova", "nova-compute.conf"), nova(with_db=False))
     write(etc("nova", "cell0-db.conf"), "[database]\nconnection = %s/nova_cell0\n" % S.DB_URL)
     for host, _az in S.COMPUTES:
+        os.makedirs(S.path("nova", host), exist_ok=True)
         write(etc("nova", "compute-%s.conf" % host), nova_compute(host))
     write(etc("cinder", "cinder.conf"), cinder())
     for svc, rel in S.PASTE_FILES.items():
-        text = _from_debian(rel)
+        text = _from_debian(rel, svc)
         # the healthcheck middleware's "disable" file: point it into the state dir
         text = text.replace("/etc/%s/healthcheck_disable" % svc, etc(svc, "healthcheck_disable"))
         write(etc(svc, "api-paste.ini"), text)
-    write(etc("cinder", "resource_filters.json"), _from_debian(S.CINDER_RESOURCE_FILTERS))
+    write(etc("cinder", "resource_filters.json"), _from_debian(S.CINDER_RESOURCE_FILTERS, "cinder"))
+    if "nova-api" in S.RELEASE.wsgi:  # nova-api under uwsgi: its log file (services.py)
+        write(etc("nova", "nova-api.conf"), nova_api_log())
     _install_plugins()
     write_client_files(read_json(S.APP_CRED_FILE))
 

@@ -50,7 +50,18 @@ def log_file(name):
 # "Connection: close": uwsgi's http-socket closes each connection after one response
 # but does not say so; keystoneauth/urllib3 then reuse the dead socket and fail with
 # "Remote end closed connection without response" (nova-api/placement answer 503).
-def uwsgi(name, port, wsgi_file, env_var, conf_dir):
+def uwsgi(name, port, wsgi_file, env_var, conf_dir, extra=()):
+    """uwsgi serving one WSGI app. In a PyPI release the app is a module of the
+    release's venv (S.RELEASE.wsgi), and wsgi_file is not used."""
+    module = S.RELEASE.wsgi.get(name)
+    # worker-reload-mercy: nova-api's worker in 2026.2 can outlive SIGTERM (threads of its
+    # own); uwsgi then kills it after 5 s instead of `down` after 20.
+    app = (
+        ["--module", module, "--virtualenv", S.RELEASE.venv(), "--pythonpath", S.PYLIB]
+        + ["--worker-reload-mercy", "5"]
+        if module
+        else ["--wsgi-file", wsgi_file]
+    )
     return [
         "/usr/bin/uwsgi-core",
         "--plugin",
@@ -72,13 +83,36 @@ def uwsgi(name, port, wsgi_file, env_var, conf_dir):
         "Connection: close",
         "--http-socket",
         "%s:%d" % (S.IP, port),
-        "--wsgi-file",
-        wsgi_file,
+        *app,
         "--env",
         "%s=%s" % (env_var, os.path.join(S.ETC, conf_dir)),
         "--procname-prefix",
         "testcloud-%s-" % name,
+        *extra,
     ]
+
+
+# What a PyPI release's WSGI-only services need besides uwsgi() (releases.py).
+# nova: its wsgi module takes the paste file first, then the configs; nova-api.conf
+# only names nova-api's own log file (the other nova services pass --log-file).
+# glance: image data arrives as chunked uploads; settings from glance's uwsgi guide.
+WSGI_EXTRA = {
+    "nova-api": ["--env", "OS_NOVA_CONFIG_FILES=api-paste.ini;nova.conf;nova-api.conf"],
+    "glance-api": [
+        "--chunked-input-limit",
+        "4096000",
+        "--wsgi-disable-file-wrapper",
+    ],
+    "neutron-server": ["--env", "OS_NEUTRON_CONFIG_FILES=neutron.conf"],
+}
+
+
+def wsgi_or_entry(name, port_name, env_var, conf_dir, argv):
+    """A service that runs under its own server in zed (argv) and only as a WSGI app
+    under uwsgi in a PyPI release."""
+    if name not in S.RELEASE.wsgi:
+        return argv
+    return uwsgi(name, S.PORT[port_name], None, env_var, conf_dir, WSGI_EXTRA.get(name, ()))
 
 
 class Service:
@@ -256,17 +290,29 @@ def all_services():
         ),
         Service(
             "glance-api",
-            entry("glance-api", "glance.cmd.api:main", conf("glance", "glance-api.conf")),
+            wsgi_or_entry(
+                "glance-api",
+                "glance",
+                "OS_GLANCE_CONFIG_DIR",
+                "glance",
+                entry("glance-api", "glance.cmd.api:main", conf("glance", "glance-api.conf")),
+            ),
             needs=["db:glance"],
             check="http",
             port=S.PORT["glance"],
         ),
         Service(
             "neutron-server",
-            entry(
+            wsgi_or_entry(
                 "neutron-server",
-                "neutron.cmd.eventlet.server:main",
-                conf("neutron", "neutron.conf"),
+                "neutron",
+                "OS_NEUTRON_CONFIG_DIR",
+                "neutron",
+                entry(
+                    "neutron-server",
+                    "neutron.cmd.eventlet.server:main",
+                    conf("neutron", "neutron.conf"),
+                ),
             ),
             needs=["db:neutron", "svc:rabbitmq"],
             check="http",
@@ -274,7 +320,13 @@ def all_services():
         ),
         Service(
             "nova-api",
-            entry("nova-api", "nova.cmd.api:main", nova, log_file("nova-api")),
+            wsgi_or_entry(
+                "nova-api",
+                "nova",
+                "OS_NOVA_CONFIG_DIR",
+                "nova",
+                entry("nova-api", "nova.cmd.api:main", nova, log_file("nova-api")),
+            ),
             needs=NOVA_DB + ["svc:rabbitmq", "catalog"],
             check="http",
             port=S.PORT["nova"],

@@ -6,6 +6,8 @@ a test does against this cloud can send a packet off the machine.
 
 import os
 
+from . import releases
+
 IP = "127.0.0.1"
 REGION = "RegionOne"
 
@@ -13,8 +15,11 @@ STATE = os.path.abspath(os.environ.get("BOSH_CPI_TESTCLOUD_DIR") or "/var/tmp/bo
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # testcloud/lib
 PLUGINS_SRC = os.path.join(os.path.dirname(HERE), "plugins")  # testcloud/plugins
 
-# Debian's interpreter: the OpenStack packages are installed for it only.
-PYTHON = "/usr/bin/python3"
+# The OpenStack release this process is about (testcloud/cloud resolves it, see
+# releases.py) and the interpreter its services run under: Debian's for zed (the
+# OpenStack packages are installed for it only), the release's venv for a PyPI release.
+RELEASE = releases.get(os.environ.get("BOSH_CPI_TESTCLOUD_RELEASE") or releases.DEFAULT)
+PYTHON = RELEASE.python()
 
 
 def path(*parts):

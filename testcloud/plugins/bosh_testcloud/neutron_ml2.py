@@ -68,7 +68,8 @@ def _allow_dhcp_on_loopback_subnets():
     if getattr(original, "_bosh_testcloud", False):
         return
 
-    def _validate_subnet(self, context, s, cur_subnet=None):
+    # **kwargs: newer neutron (2025.x on) passes is_pd as well; zed does not.
+    def _validate_subnet(self, context, s, cur_subnet=None, **kwargs):
         dhcp_was_on = bool(cur_subnet and cur_subnet.enable_dhcp)
         if (
             s.get("enable_dhcp")
@@ -84,7 +85,7 @@ def _allow_dhcp_on_loopback_subnets():
                     )
                 )
             s = dict(s, enable_dhcp=False)  # a copy: the caller's dict is stored
-        return original(self, context, s, cur_subnet=cur_subnet)
+        return original(self, context, s, cur_subnet=cur_subnet, **kwargs)
 
     _validate_subnet._bosh_testcloud = True
     cls._validate_subnet = _validate_subnet
