@@ -50,8 +50,10 @@ def log_file(name):
 # "Connection: close": uwsgi's http-socket closes each connection after one response
 # but does not say so; keystoneauth/urllib3 then reuse the dead socket and fail with
 # "Remote end closed connection without response" (nova-api/placement answer 503).
-def uwsgi(name, port, wsgi_file, env_var, conf_dir):
-    return [
+def uwsgi(name, port, wsgi_file, env_var=None, conf_dir=None, pyargv=None):
+    """env_var/conf_dir: the app finds its config through that variable (keystone,
+    placement); pyargv: the app parses sys.argv instead (octavia)."""
+    argv = [
         "/usr/bin/uwsgi-core",
         "--plugin",
         "python3",
@@ -74,11 +76,14 @@ def uwsgi(name, port, wsgi_file, env_var, conf_dir):
         "%s:%d" % (S.IP, port),
         "--wsgi-file",
         wsgi_file,
-        "--env",
-        "%s=%s" % (env_var, os.path.join(S.ETC, conf_dir)),
         "--procname-prefix",
         "testcloud-%s-" % name,
     ]
+    if env_var:
+        argv += ["--env", "%s=%s" % (env_var, os.path.join(S.ETC, conf_dir))]
+    if pyargv:
+        argv += ["--pyargv", " ".join(pyargv)]
+    return argv
 
 
 class Service:
@@ -201,6 +206,7 @@ def rabbit_env():
 def all_services():
     nova = conf("nova", "nova.conf")
     cinder = conf("cinder", "cinder.conf")
+    octavia = conf("octavia", "octavia.conf")
     svcs = [
         Service(
             "mariadb",
@@ -341,6 +347,32 @@ def all_services():
             needs=["db:cinder", "svc:rabbitmq", "svc:cinder-volume"],
             queues=["cinder-scheduler.%s" % S.CINDER_HOST],
         ),
+        # Octavia: the API casts to the worker, which runs the amphora flows with
+        # no-op drivers (see configs.octavia); health manager and housekeeping do
+        # not run.
+        Service(
+            "octavia-api",
+            uwsgi(
+                "octavia-api",
+                S.PORT["octavia"],
+                "/usr/bin/octavia-wsgi",
+                pyargv=[octavia, log_file("octavia-api")],
+            ),
+            needs=["db:octavia", "svc:rabbitmq", "catalog"],
+            check="http",
+            port=S.PORT["octavia"],
+        ),
+        Service(
+            "octavia-worker",
+            entry(
+                "octavia-worker",
+                "octavia.cmd.octavia_worker:main",
+                octavia,
+                log_file("octavia-worker"),
+            ),
+            needs=["db:octavia", "svc:rabbitmq"],
+            queues=[S.OCTAVIA_TOPIC_V2],
+        ),
     ]
     return svcs
 
@@ -467,6 +499,19 @@ def db_jobs():
                 [],
             )
         ],
+        "octavia": [
+            (
+                "octavia-db",
+                entry(
+                    "octavia-db-manage",
+                    "octavia.db.migration.cli:main",
+                    conf("octavia", "octavia.conf"),
+                    "upgrade",
+                    "head",
+                ),
+                [],
+            )
+        ],
         "nova-api": [
             ("nova-api-db", entry(*nmanage, nova, "api_db", "sync"), []),
             (
@@ -509,6 +554,7 @@ DATABASES = (
     "nova_cell0",
     "neutron",
     "cinder",
+    "octavia",
 )
 
 
