@@ -676,7 +676,11 @@ def loadbalancer(log, project_ids, bosh_id, networks):
 
 
 def _on(listener_or_pool, lb_id):
-    return any(x["id"] == lb_id for x in listener_or_pool.load_balancers or [])
+    # openstacksdk 0.101 names the same "loadbalancers" field differently per resource
+    lbs = getattr(listener_or_pool, "load_balancers", None) or getattr(
+        listener_or_pool, "loadbalancers", None
+    )
+    return any(x["id"] == lb_id for x in lbs or [])
 
 
 def _expect_active(lba, lb_id, what):
