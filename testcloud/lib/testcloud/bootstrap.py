@@ -604,8 +604,11 @@ def loadbalancer(log, project_ids, bosh_id, networks):
             except RuntimeError:
                 _unstick(log, lb.id)
                 status = "ERROR"
-        if status == "ERROR" or lb.vip_address != vip:
-            log("loadbalancer: %s is %s (VIP %s): replacing it" % (lb.id, status, lb.vip_address))
+        if status == "ERROR" or (lb.vip_address, lb.vip_network_id) != (vip, lb_net["id"]):
+            log(
+                "loadbalancer: %s is %s (VIP %s on network %s): replacing it"
+                % (lb.id, status, lb.vip_address, lb.vip_network_id)
+            )
             lba.delete_load_balancer(lb, cascade=True)
             wait(
                 "load balancer %s to be deleted" % lb.id,
@@ -616,8 +619,10 @@ def loadbalancer(log, project_ids, bosh_id, networks):
             lb = None
     if lb is None:
         t = time.time()
+        # With the subnet alone, the no-op network driver would invent a network id.
         lb = lba.create_load_balancer(
             name=S.LB_NAME,
+            vip_network_id=lb_net["id"],
             vip_subnet_id=lb_net["subnet_id"],
             vip_address=vip,
             provider="amphora",
@@ -664,7 +669,9 @@ def loadbalancer(log, project_ids, bosh_id, networks):
             "name": S.LB_NAME,
             "provider": "amphora",
             "vip_address": vip,
-            "vip_port_id": port.id,
+            # the Neutron port that holds the VIP address; Octavia's own vip_port_id is
+            # an id the no-op network driver made up
+            "vip_neutron_port_id": port.id,
             "subnet_id": lb_net["subnet_id"],
             "network_id": lb_net["id"],
             "listener_id": listener.id,

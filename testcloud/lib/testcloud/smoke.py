@@ -208,7 +208,8 @@ def _loadbalancer(b, res, check):
         lb = lba.get_load_balancer(lbd["id"])
         check(
             "load balancer ACTIVE (provider %s)" % lb.provider,
-            lb.provisioning_status == "ACTIVE" and lb.vip_subnet_id == lbd["subnet_id"],
+            lb.provisioning_status == "ACTIVE"
+            and (lb.vip_subnet_id, lb.vip_network_id) == (lbd["subnet_id"], lbd["network_id"]),
             "VIP %s" % lb.vip_address,
         )
         pools = {p.id: p for p in lba.pools()}
