@@ -445,9 +445,6 @@ server_certs_key_passphrase = testcloud-octavia-amphora-key-32
 # rendered into the (never booted) amphora's agent config only
 controller_ip_port_list = {ip}:5555
 heartbeat_key = testcloud
-[oslo_messaging]
-# the amphora v1 consumer's topic (the v2 provider uses octavia_provisioning_v2)
-topic = octavia_prov
 [oslo_messaging_notifications]
 driver = noop
 [oslo_concurrency]

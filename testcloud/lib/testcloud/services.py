@@ -366,7 +366,7 @@ def all_services():
             "octavia-worker",
             entry(
                 "octavia-worker",
-                "octavia.cmd.octavia_worker:main",
+                "bosh_testcloud.octavia_worker:main",
                 octavia,
                 log_file("octavia-worker"),
             ),
