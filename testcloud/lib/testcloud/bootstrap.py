@@ -113,14 +113,19 @@ CATALOG = (  # service name, type, url
     # the same cinder endpoint under the old and the new service type
     ("cinderv3", "volumev3", "http://%s:%d/v3/%%(project_id)s" % (S.IP, S.PORT["cinder"])),
     ("cinder", "block-storage", "http://%s:%d/v3/%%(project_id)s" % (S.IP, S.PORT["cinder"])),
+    ("octavia", "load-balancer", "http://%s:%d" % (S.IP, S.PORT["octavia"])),
 )
+
+# Octavia's default policy lets a project's users manage its load balancers when
+# they hold both "member" and "load-balancer_member": what an operator grants.
+LB_MEMBER_ROLE = "load-balancer_member"
 
 
 def identity(log):
     c = wait("a keystone token for admin", connect_admin_checked, timeout=60)
     idn = c.identity
     roles = {r.name: r.id for r in idn.roles()}
-    for name in ("admin", "member", "reader", "service"):
+    for name in ("admin", "member", "reader", "service", LB_MEMBER_ROLE):
         if name not in roles:
             roles[name] = idn.create_role(name=name).id
     projects = {p.name: p.id for p in idn.projects(domain_id="default")}
@@ -132,7 +137,9 @@ def identity(log):
             log("identity: project %s created" % name)
     users = {u.name: u.id for u in idn.users(domain_id="default")}
     wanted = [(u, S.SERVICE_PASSWORD, "service", ("admin", "service")) for u in S.SERVICE_USERS]
-    wanted.append((S.BOSH_USER, S.BOSH_PASSWORD, S.BOSH_PROJECT, ("admin", "member")))
+    wanted.append(
+        (S.BOSH_USER, S.BOSH_PASSWORD, S.BOSH_PROJECT, ("admin", "member", LB_MEMBER_ROLE))
+    )
     assigned = set()
     for a in idn.role_assignments():
         if a.user and a.scope and "project" in a.scope:
@@ -153,6 +160,8 @@ def identity(log):
     services = {s.type: s.id for s in idn.services()}
     endpoints = {(e.service_id, e.interface) for e in idn.endpoints()}
     for name, stype, url in CATALOG:
+        if stype == "load-balancer" and not S.RELEASE.octavia:
+            continue
         if stype not in services:
             services[stype] = idn.create_service(name=name, type=stype, description=S.MARKER).id
         for iface in ("public", "internal", "admin"):
@@ -527,6 +536,170 @@ def image(log):
     return {"image_id": img["id"]}
 
 
+# --------------------------------------------------------------------------- load balancer
+
+LB_QUOTAS = ("load_balancer", "listener", "pool", "member", "health_monitor", "l7policy", "l7rule")
+LB_SETTLE_TIMEOUT = 60  # a healthy worker takes ~1 s per change
+
+
+def _lb_status(lb_api, lb_id):
+    return lb_api.get_load_balancer(lb_id).provisioning_status
+
+
+def _wait_lb_settled(lb_api, lb_id, what, timeout=LB_SETTLE_TIMEOUT):
+    """Wait until the load balancer is no longer PENDING_*; its final status."""
+    return wait(
+        "load balancer %s to settle after %s" % (lb_id, what),
+        lambda: (lambda st: None if st.startswith("PENDING_") else st)(_lb_status(lb_api, lb_id)),
+        timeout,
+        every=0.3,
+    )
+
+
+def _unstick(log, lb_id):
+    """A load balancer stays PENDING_* forever if the worker died in its flow (no
+    jobboard): mark it ERROR in the database, as an operator would, so it can be deleted."""
+    log("loadbalancer: %s stuck in PENDING_*: marking it ERROR to delete it" % lb_id)
+    services.mysql_cli(
+        "UPDATE octavia.load_balancer SET provisioning_status = 'ERROR' WHERE id = '%s'"
+        % lb_id.replace("'", "")
+    )
+
+
+def _vip_port(net, bosh_id, lb_net):
+    """The Neutron port that holds the VIP address (the no-op network driver makes
+    none), so Neutron never hands that address to a server."""
+    port = next(iter(net.ports(name=S.LB_VIP_PORT, network_id=lb_net["id"])), None)
+    if port is None:
+        port = net.create_port(
+            name=S.LB_VIP_PORT,
+            network_id=lb_net["id"],
+            project_id=bosh_id,
+            fixed_ips=[{"subnet_id": lb_net["subnet_id"]}],
+            device_owner="Octavia",
+            description=S.MARKER,
+        )
+    return port
+
+
+def loadbalancer(log, project_ids, bosh_id, networks):
+    """Quotas, and a load balancer with a listener and two pools (one monitored)."""
+    admin = connect_admin()
+    for pid in project_ids:
+        _ok(
+            admin.load_balancer.put(
+                "/lbaas/quotas/%s" % pid, json={"quota": {q: -1 for q in LB_QUOTAS}}
+            )
+        )
+    lb_net = networks[S.LB_NETWORK]
+    port = _vip_port(admin.network, bosh_id, lb_net)
+    vip = port.fixed_ips[0]["ip_address"]
+
+    b = connect_bosh()
+    lba = b.load_balancer
+    lb = next(iter(lba.load_balancers(name=S.LB_NAME)), None)
+    if lb is not None:
+        status = lb.provisioning_status
+        if status.startswith("PENDING_"):
+            try:
+                status = _wait_lb_settled(lba, lb.id, "an earlier run")
+            except RuntimeError:
+                _unstick(log, lb.id)
+                status = "ERROR"
+        if status == "ERROR" or (lb.vip_address, lb.vip_network_id) != (vip, lb_net["id"]):
+            log(
+                "loadbalancer: %s is %s (VIP %s on network %s): replacing it"
+                % (lb.id, status, lb.vip_address, lb.vip_network_id)
+            )
+            lba.delete_load_balancer(lb, cascade=True)
+            wait(
+                "load balancer %s to be deleted" % lb.id,
+                lambda: lba.find_load_balancer(lb.id, ignore_missing=True) is None,
+                LB_SETTLE_TIMEOUT,
+                every=0.3,
+            )
+            lb = None
+    if lb is None:
+        t = time.time()
+        # With the subnet alone, the no-op network driver would invent a network id.
+        lb = lba.create_load_balancer(
+            name=S.LB_NAME,
+            vip_network_id=lb_net["id"],
+            vip_subnet_id=lb_net["subnet_id"],
+            vip_address=vip,
+            provider="amphora",
+            description=S.MARKER,
+        )
+        _expect_active(lba, lb.id, "create")
+        log("loadbalancer: %s created, ACTIVE in %.1fs" % (S.LB_NAME, time.time() - t))
+
+    listener = next((li for li in lba.listeners(name=S.LB_LISTENER) if _on(li, lb.id)), None)
+    if listener is None:
+        listener = lba.create_listener(
+            name=S.LB_LISTENER,
+            protocol="HTTP",
+            protocol_port=80,
+            load_balancer_id=lb.id,
+            description=S.MARKER,
+        )
+        _expect_active(lba, lb.id, "listener create")
+    pools = {p.name: p for p in lba.pools() if _on(p, lb.id)}
+    for name, on_listener in ((S.LB_POOL_WEB, True), (S.LB_POOL_MONITORED, False)):
+        if name in pools:
+            continue
+        where = {"listener_id": listener.id} if on_listener else {"loadbalancer_id": lb.id}
+        pools[name] = lba.create_pool(
+            name=name, protocol="HTTP", lb_algorithm="ROUND_ROBIN", description=S.MARKER, **where
+        )
+        _expect_active(lba, lb.id, "pool %s create" % name)
+    monitored = lba.get_pool(pools[S.LB_POOL_MONITORED].id)
+    hm_id = monitored.health_monitor_id
+    if not hm_id:
+        hm_id = lba.create_health_monitor(
+            name=S.LB_HEALTH_MONITOR,
+            pool_id=monitored.id,
+            type="HTTP",
+            delay=5,
+            timeout=3,
+            max_retries=2,
+            url_path="/",
+        ).id
+        _expect_active(lba, lb.id, "health monitor create")
+    return {
+        "loadbalancer": {
+            "id": lb.id,
+            "name": S.LB_NAME,
+            "provider": "amphora",
+            "vip_address": vip,
+            # the Neutron port that holds the VIP address; Octavia's own vip_port_id is
+            # an id the no-op network driver made up
+            "vip_neutron_port_id": port.id,
+            "subnet_id": lb_net["subnet_id"],
+            "network_id": lb_net["id"],
+            "listener_id": listener.id,
+            "pools": {name: pools[name].id for name in (S.LB_POOL_WEB, S.LB_POOL_MONITORED)},
+            "pools_monitored": [S.LB_POOL_MONITORED],
+            "health_monitor_id": hm_id,
+        }
+    }
+
+
+def _on(listener_or_pool, lb_id):
+    # openstacksdk 0.101 names the same "loadbalancers" field differently per resource
+    lbs = getattr(listener_or_pool, "load_balancers", None) or getattr(
+        listener_or_pool, "loadbalancers", None
+    )
+    return any(x["id"] == lb_id for x in lbs or [])
+
+
+def _expect_active(lba, lb_id, what):
+    status = _wait_lb_settled(lba, lb_id, what)
+    if status != "ACTIVE":
+        raise RuntimeError(
+            "load balancer %s is %s after %s: see octavia-worker.log" % (lb_id, status, what)
+        )
+
+
 # --------------------------------------------------------------------------- user bosh
 
 
@@ -653,6 +826,7 @@ def cloud_description(r):
             "image_id": r["image_id"],
             "image_name": S.IMAGE_NAME,
             "compute_hosts": {h: az for h, az in S.COMPUTES},
+            **({"loadbalancer": r["loadbalancer"]} if S.RELEASE.octavia else {}),
         },
         "state_dir": S.STATE,
         "clouds_yaml": S.CLOUDS_YAML,

@@ -34,7 +34,11 @@ BOOTSTRAP_STEPS = {  # step -> services it talks to (besides keystone)
     "volume": ["svc:cinder-api", "svc:cinder-scheduler", "svc:cinder-volume"],
     "image": ["svc:glance-api"],
     "bosh_user": ["svc:nova-api"],
+    # after "network": the VIP goes on a bosh subnet
+    "loadbalancer": ["svc:octavia-api", "svc:octavia-worker", "bootstrap:network"],
 }
+if not S.RELEASE.octavia:  # releases.py: the PyPI release has no Octavia yet
+    del BOOTSTRAP_STEPS["loadbalancer"]
 
 
 def up(args):
@@ -85,6 +89,8 @@ def up(args):
             out = bootstrap.volume(log, ids)
         elif name == "image":
             out = bootstrap.image(log)
+        elif name == "loadbalancer":
+            out = bootstrap.loadbalancer(log, ids, results["project_id"], results["networks"])
         else:
             out = bootstrap.bosh_user(log)
         results.update(out)

@@ -7,6 +7,7 @@ Debian's nova/glance/cinder/neutron-common packages into $STATE/debian/root firs
 
 import json
 import os
+import subprocess
 
 from . import settings as S
 
@@ -417,6 +418,114 @@ backend_availability_zone = {az}
     return text
 
 
+def octavia():
+    """octavia.conf for octavia-api, octavia-worker and octavia-db-manage.
+
+    The amphora provider (Octavia's v2 flows, run in the worker without a jobboard)
+    with no-op compute, network, amphora and image drivers: every load balancer,
+    listener, pool, member and health monitor goes through the real flows and
+    provisioning states, but no VM boots and Neutron is never asked for ports. The
+    health manager and housekeeping do not run: nothing sends heartbeats, and the
+    health manager would fail over amphorae that stay silent.
+    """
+    return """\
+[DEFAULT]
+{common}
+host = tc-controller
+transport_url = {rabbit}
+[api_settings]
+bind_host = {ip}
+bind_port = {port}
+auth_strategy = keystone
+default_provider_driver = amphora
+enabled_provider_drivers = amphora:Octavia amphora provider (no-op compute/network/amphora)
+[database]
+connection = {db}/octavia
+{authtoken}
+[service_auth]
+{octavia_client}
+[controller_worker]
+workers = 1
+compute_driver = compute_noop_driver
+network_driver = network_noop_driver
+amphora_driver = amphora_noop_driver
+image_driver = image_noop_driver
+volume_driver = volume_noop_driver
+loadbalancer_topology = SINGLE
+amp_image_tag = amphora
+amp_flavor_id = amphora-noop
+amp_boot_network_list = noop-lb-mgmt-net
+client_ca = {ca}
+[task_flow]
+jobboard_enabled = false
+[certificates]
+# amphora certificates are still generated (and signed by this CA) by the flows
+cert_generator = local_cert_generator
+ca_certificate = {ca}
+ca_private_key = {ca_key}
+server_certs_key_passphrase = testcloud-octavia-amphora-key-32
+[health_manager]
+# rendered into the (never booted) amphora's agent config only
+controller_ip_port_list = {ip}:5555
+heartbeat_key = testcloud
+[oslo_messaging_notifications]
+driver = noop
+[oslo_concurrency]
+lock_path = {state}/oslo-locks
+[quotas]
+default_load_balancer_quota = -1
+default_listener_quota = -1
+default_member_quota = -1
+default_pool_quota = -1
+default_health_monitor_quota = -1
+default_l7policy_quota = -1
+default_l7rule_quota = -1
+""".format(
+        common=_common(),
+        rabbit=S.RABBIT_URL,
+        ip=S.IP,
+        port=S.PORT["octavia"],
+        db=S.DB_URL,
+        authtoken=_authtoken("octavia"),
+        octavia_client=_keystone_client("octavia"),
+        ca=etc("octavia", "ca.pem"),
+        ca_key=etc("octavia", "ca.key"),
+        state=S.STATE,
+    )
+
+
+def _octavia_ca():
+    """A self-signed CA for the amphora certificates Octavia's flows sign (kept)."""
+    cert, key = etc("octavia", "ca.pem"), etc("octavia", "ca.key")
+    if os.path.exists(cert) and os.path.exists(key):
+        return
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=bosh-cpi-testcloud octavia CA",
+            "-keyout",
+            key + ".tmp",
+            "-out",
+            cert + ".tmp",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.chmod(key + ".tmp", 0o600)
+    os.replace(key + ".tmp", key)
+    os.replace(cert + ".tmp", cert)
+
+
 def _from_debian(rel, service):
     """A file the release ships: from Debian's unpacked *-common package for zed, from
     the venv's etc/<service>/ (the wheels' data files) for a PyPI release."""
@@ -469,6 +578,7 @@ def write_all():
         "nova/instances",
         "neutron",
         "cinder",
+        "octavia",
         "glance/images",
         "glance/staging",
         "glance/tasks",
@@ -491,6 +601,8 @@ def write_all():
         os.makedirs(S.path("nova", host), exist_ok=True)
         write(etc("nova", "compute-%s.conf" % host), nova_compute(host))
     write(etc("cinder", "cinder.conf"), cinder())
+    write(etc("octavia", "octavia.conf"), octavia())
+    _octavia_ca()
     for svc, rel in S.PASTE_FILES.items():
         text = _from_debian(rel, svc)
         # the healthcheck middleware's "disable" file: point it into the state dir

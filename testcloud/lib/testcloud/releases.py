@@ -36,8 +36,12 @@ class Release:
         requirements=(),
         wsgi=None,
         nova_filters_removed=(),
+        octavia=False,
     ):
         self.name, self.source, self.versions = name, source, versions
+        # Octavia (load-balancer) runs in this release's cloud: zed only for now, from
+        # Debian's python3-octavia; the PyPI release does not install it yet.
+        self.octavia = octavia
         self.nova_filters_removed = tuple(nova_filters_removed)
         self.constraints, self.requirements = constraints, list(requirements)
         self.wsgi = dict(wsgi or {})
@@ -71,6 +75,7 @@ RELEASES = {
         "zed",
         "debian",
         {"nova": "26", "keystone": "22", "glance": "25", "cinder": "21", "neutron": "21"},
+        octavia=True,
     ),
     "2026.2": Release(
         "2026.2",

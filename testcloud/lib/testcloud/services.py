@@ -50,9 +50,11 @@ def log_file(name):
 # "Connection: close": uwsgi's http-socket closes each connection after one response
 # but does not say so; keystoneauth/urllib3 then reuse the dead socket and fail with
 # "Remote end closed connection without response" (nova-api/placement answer 503).
-def uwsgi(name, port, wsgi_file, env_var, conf_dir, extra=()):
+def uwsgi(name, port, wsgi_file, env_var=None, conf_dir=None, extra=(), pyargv=None):
     """uwsgi serving one WSGI app. In a PyPI release the app is a module of the
-    release's venv (S.RELEASE.wsgi), and wsgi_file is not used."""
+    release's venv (S.RELEASE.wsgi), and wsgi_file is not used. env_var/conf_dir: the app
+    finds its config through that variable (keystone, placement); pyargv: the app parses
+    sys.argv instead (octavia)."""
     module = S.RELEASE.wsgi.get(name)
     # worker-reload-mercy: nova-api's worker in 2026.2 can outlive SIGTERM (threads of its
     # own); uwsgi then kills it after 5 s instead of `down` after 20.
@@ -62,7 +64,7 @@ def uwsgi(name, port, wsgi_file, env_var, conf_dir, extra=()):
         if module
         else ["--wsgi-file", wsgi_file]
     )
-    return [
+    argv = [
         "/usr/bin/uwsgi-core",
         "--plugin",
         "python3",
@@ -84,12 +86,15 @@ def uwsgi(name, port, wsgi_file, env_var, conf_dir, extra=()):
         "--http-socket",
         "%s:%d" % (S.IP, port),
         *app,
-        "--env",
-        "%s=%s" % (env_var, os.path.join(S.ETC, conf_dir)),
         "--procname-prefix",
         "testcloud-%s-" % name,
         *extra,
     ]
+    if env_var:
+        argv += ["--env", "%s=%s" % (env_var, os.path.join(S.ETC, conf_dir))]
+    if pyargv:
+        argv += ["--pyargv", " ".join(pyargv)]
+    return argv
 
 
 # What a PyPI release's WSGI-only services need besides uwsgi() (releases.py).
@@ -235,6 +240,7 @@ def rabbit_env():
 def all_services():
     nova = conf("nova", "nova.conf")
     cinder = conf("cinder", "cinder.conf")
+    octavia = conf("octavia", "octavia.conf")
     svcs = [
         Service(
             "mariadb",
@@ -394,6 +400,35 @@ def all_services():
             queues=["cinder-scheduler.%s" % S.CINDER_HOST],
         ),
     ]
+    if S.RELEASE.octavia:
+        svcs += [
+            # Octavia: the API casts to the worker, which runs the amphora flows with
+            # no-op drivers (see configs.octavia); health manager and housekeeping do
+            # not run.
+            Service(
+                "octavia-api",
+                uwsgi(
+                    "octavia-api",
+                    S.PORT["octavia"],
+                    "/usr/bin/octavia-wsgi",
+                    pyargv=[octavia, log_file("octavia-api")],
+                ),
+                needs=["db:octavia", "svc:rabbitmq", "catalog"],
+                check="http",
+                port=S.PORT["octavia"],
+            ),
+            Service(
+                "octavia-worker",
+                entry(
+                    "octavia-worker",
+                    "bosh_testcloud.octavia_worker:main",
+                    octavia,
+                    log_file("octavia-worker"),
+                ),
+                needs=["db:octavia", "svc:rabbitmq"],
+                queues=[S.OCTAVIA_TOPIC_V2],
+            ),
+        ]
     return svcs
 
 
@@ -414,7 +449,7 @@ def db_jobs():
     nova = conf("nova", "nova.conf")
     manage = "keystone-manage", "keystone.cmd.manage:main"
     nmanage = "nova-manage", "nova.cmd.manage:main"
-    return {
+    jobs = {
         # the two key repositories: files only, independent of the database
         "keystone-fernet": [
             (
@@ -519,6 +554,19 @@ def db_jobs():
                 [],
             )
         ],
+        "octavia": [
+            (
+                "octavia-db",
+                entry(
+                    "octavia-db-manage",
+                    "octavia.db.migration.cli:main",
+                    conf("octavia", "octavia.conf"),
+                    "upgrade",
+                    "head",
+                ),
+                [],
+            )
+        ],
         "nova-api": [
             ("nova-api-db", entry(*nmanage, nova, "api_db", "sync"), []),
             (
@@ -550,6 +598,9 @@ def db_jobs():
             )
         ],
     }
+    if not S.RELEASE.octavia:
+        del jobs["octavia"]
+    return jobs
 
 
 DATABASES = (
@@ -561,6 +612,7 @@ DATABASES = (
     "nova_cell0",
     "neutron",
     "cinder",
+    "octavia",
 )
 
 
@@ -579,7 +631,8 @@ def mysql_cli(sql):
 
 
 def create_databases():
-    sql = "".join("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4;" % d for d in DATABASES)
+    databases = [d for d in DATABASES if d != "octavia" or S.RELEASE.octavia]
+    sql = "".join("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4;" % d for d in databases)
     for host in ("127.0.0.1", "localhost"):
         sql += (
             "CREATE USER IF NOT EXISTS '{u}'@'{h}' IDENTIFIED BY '{p}';"

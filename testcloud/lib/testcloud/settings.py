@@ -51,6 +51,7 @@ PORT = {
     "neutron": 9696,
     "nova": 8774,
     "cinder": 8776,
+    "octavia": 9876,
 }
 
 ADMIN_PASSWORD = "admin-secret"
@@ -60,7 +61,7 @@ DB_PASSWORD = "testcloud-db-secret"
 BOSH_PROJECT = "bosh"
 BOSH_USER = "bosh"
 BOSH_PASSWORD = "bosh-secret"
-SERVICE_USERS = ("nova", "glance", "placement", "neutron", "cinder")
+SERVICE_USERS = ("nova", "glance", "placement", "neutron", "cinder", "octavia")
 
 DB_URL = "mysql+pymysql://%s:%s@%s:%d" % (DB_USER, DB_PASSWORD, IP, PORT["mariadb"])
 RABBIT_URL = "rabbit://guest:guest@%s:%d/" % (IP, PORT["rabbitmq"])
@@ -107,3 +108,17 @@ PASTE_FILES = {  # service -> path inside DEBIAN_ROOT
     "neutron": "usr/share/neutron-common/api-paste.ini",
 }
 CINDER_RESOURCE_FILTERS = "etc/cinder/resource_filters.json"
+
+# Octavia: the amphora provider with no-op compute, network and amphora drivers, so
+# objects pass through Octavia's real flows and provisioning states without any VM.
+# The base load balancer made by `up` (see bootstrap.loadbalancer): its VIP is on
+# this bosh network's subnet, held by a Neutron port so no server gets that address.
+LB_NETWORK = "manual_1"
+LB_NAME = "bosh-lb"
+LB_VIP_PORT = "bosh-lb-vip"
+LB_LISTENER = "bosh-listener"  # HTTP :80, default pool LB_POOL_WEB
+LB_POOL_WEB = "bosh-pool-web"
+LB_POOL_MONITORED = "bosh-pool-monitored"  # the one with a health monitor
+LB_HEALTH_MONITOR = "bosh-hm"
+# the RPC topic octavia-api casts to for the amphora (v2) provider
+OCTAVIA_TOPIC_V2 = "octavia_provisioning_v2"

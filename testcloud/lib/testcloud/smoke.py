@@ -3,7 +3,8 @@
 Checks: a token; a server boots to ACTIVE in AZ z1 on a port (static IP) in
 bosh-manual-1; a volume is created, attached to it, detached and deleted; the
 server is deleted; a server boots in AZ z2 on bosh-dhcp; the application
-credential authenticates; bosh-dhcp has DHCP on.
+credential authenticates; bosh-dhcp has DHCP on; the base load balancer is ACTIVE,
+its pools are readable, and a member added to a pool reaches ACTIVE and is deleted.
 Cleans up after itself. Ends with "testcloud smoke: N passed, M failed".
 """
 
@@ -14,6 +15,7 @@ from . import bootstrap
 from . import settings as S
 
 SMOKE_IP_HOST = 98  # .98 of bosh-manual-1: in the static range, not in static_ips
+SMOKE_MEMBER_HOST = 97  # the load balancer member's address, .97 of the LB's subnet
 
 
 def main(log):
@@ -176,6 +178,83 @@ def main(log):
     sub = b.network.get_subnet(res["networks"]["dhcp"]["subnet_id"])
     check("bosh-dhcp subnet has DHCP enabled", sub.is_dhcp_enabled, sub.cidr)
 
+    if S.RELEASE.octavia:
+        _loadbalancer(b, res, check)
+
     log("smoke took %.1fs" % (time.time() - t_all))
     print("testcloud smoke: %d passed, %d failed" % (len(passed), len(failed)))
     return 1 if failed else 0
+
+
+def _wait_lb(lba, lb_id, timeout=60):
+    """The load balancer's provisioning status once it is no longer PENDING_*."""
+    t = time.time()
+    while time.time() - t < timeout:
+        st = lba.get_load_balancer(lb_id).provisioning_status
+        if not st.startswith("PENDING_"):
+            return st
+        time.sleep(0.2)
+    return "still PENDING after %ds" % timeout
+
+
+def _loadbalancer(b, res, check):
+    """As user bosh: read the base load balancer, add a member, see it ACTIVE, delete it."""
+    lbd = res.get("loadbalancer")
+    if not check("cloud.json has resources.loadbalancer", bool(lbd)):
+        return
+    lba = b.load_balancer
+    member = None
+    pool_id = lbd["pools"][S.LB_POOL_WEB]
+    try:
+        lb = lba.get_load_balancer(lbd["id"])
+        check(
+            "load balancer ACTIVE (provider %s)" % lb.provider,
+            lb.provisioning_status == "ACTIVE"
+            and (lb.vip_subnet_id, lb.vip_network_id) == (lbd["subnet_id"], lbd["network_id"]),
+            "VIP %s" % lb.vip_address,
+        )
+        pools = {p.id: p for p in lba.pools()}
+        monitored = pools.get(lbd["pools"][S.LB_POOL_MONITORED])
+        check(
+            "pools readable, one with a health monitor",
+            pool_id in pools
+            and monitored is not None
+            and bool(monitored.health_monitor_id)
+            and not pools[pool_id].health_monitor_id,
+            ", ".join(sorted(p.name for p in pools.values())),
+        )
+        prefix = res["networks"][S.LB_NETWORK]["cidr"].split("/")[0].rsplit(".", 1)[0]
+        t = time.time()
+        member = lba.create_member(
+            pool_id,
+            name="testcloud-smoke",
+            address="%s.%d" % (prefix, SMOKE_MEMBER_HOST),
+            protocol_port=8080,
+            subnet_id=lbd["subnet_id"],
+        )
+        st = _wait_lb(lba, lbd["id"])
+        m = lba.get_member(member, pool_id)
+        check(
+            "member added, ACTIVE",
+            st == "ACTIVE" and m.provisioning_status == "ACTIVE",
+            "%.1fs (load balancer %s)" % (time.time() - t, st),
+        )
+        t = time.time()
+        lba.delete_member(member, pool_id)
+        st = _wait_lb(lba, lbd["id"])
+        gone = lba.find_member(member.id, pool_id, ignore_missing=True) is None
+        if gone:
+            member = None
+        check(
+            "member deleted",
+            st == "ACTIVE" and gone,
+            "%.1fs (load balancer %s)" % (time.time() - t, st),
+        )
+    except Exception as e:
+        check("load balancer member round trip", False, "%s: %s" % (type(e).__name__, e))
+    finally:
+        if member is not None:
+            try:
+                lba.delete_member(member, pool_id, ignore_missing=True)
+            except Exception as e:
+                check("cleanup member", False, str(e))
