@@ -150,6 +150,9 @@ class SessionCache:
     def __init__(self, config: OpenStackConfig) -> None:
         self._path: str | None = None
         self._loaded: str | None = None
+        # The cached token and the discovery restored with it (see load/save).
+        self._loaded_token: str | None = None
+        self._restored: set[int] = set()
         directory = cache_directory()
         if not _private_directory(directory):
             log.warning("Token cache disabled: %s is not a private directory of ours", directory)
@@ -221,7 +224,13 @@ class SessionCache:
             return False
         try:
             auth.set_auth_state(document["auth_state"])
-            _restore_discovery(discovery, document.get("discovery", {}))
+            self._loaded_token = _token_of(auth)
+            # Version discovery lives with the token it came with: after the token expired
+            # keystoneauth fetches a new one, and discovers again (a cloud rolled back to
+            # older API versions meanwhile must not keep seeing the newer ones).
+            if _expires_at(document) > _utc_now():
+                _restore_discovery(discovery, document.get("discovery", {}))
+                self._restored = {id(found) for found in discovery.values()}
         except (ValueError, KeyError, TypeError, AttributeError):
             return False
         self._loaded = _snapshot(auth, discovery)
@@ -233,6 +242,12 @@ class SessionCache:
         added to it."""
         if self._path is None or auth.get_auth_state() is None:
             return
+        if self._restored and _token_of(auth) != self._loaded_token:
+            # The cached token was refused during this call (revoked, or another cloud
+            # answers at this auth URL now): what was discovered with it is not kept.
+            discovery = {
+                url: found for url, found in discovery.items() if id(found) not in self._restored
+            }
         current = _snapshot(auth, discovery)
         if current == self._loaded:
             return
@@ -358,6 +373,20 @@ def _expires_at(document: dict[str, Any]) -> str:
         return str(state["body"]["token"]["expires_at"])
     except (ValueError, KeyError, TypeError):
         return ""
+
+
+def _utc_now() -> str:
+    """Now, in the form of Keystone's expires_at (ordered as text, as _expires_at)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+
+
+def _token_of(auth: identity_base.BaseIdentityPlugin) -> str | None:
+    state = auth.get_auth_state()
+    try:
+        token = json.loads(state)["auth_token"] if state else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return str(token) if token else None
 
 
 def _prune(directory: str) -> None:

@@ -22,9 +22,16 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> session_cache.Sess
     return session_cache.SessionCache(OpenStackConfig(auth_url="http://k/v3", api_key="pw"))
 
 
-def _write(cache: session_cache.SessionCache, discovery: dict[str, object]) -> Path:
+FUTURE = "2099-01-01T00:00:00.000000Z"
+PAST = "2001-01-01T00:00:00.000000Z"
+
+
+def _write(
+    cache: session_cache.SessionCache, discovery: dict[str, object], expires_at: str = ""
+) -> Path:
     path = Path(str(cache._path))
-    auth_state = json.dumps({"auth_token": "t", "body": {"token": {}}})
+    token = {"expires_at": expires_at} if expires_at else {}
+    auth_state = json.dumps({"auth_token": "t", "body": {"token": token}})
     document = {"format": session_cache.FORMAT, "auth_state": auth_state, "discovery": discovery}
     path.write_text(json.dumps(document))
     path.chmod(0o600)
@@ -68,13 +75,47 @@ def _auth_state(expires_at: str, token: str) -> str:
 
 
 class _Auth:
-    """What save() reads of keystoneauth's auth plugin."""
+    """What load() and save() use of keystoneauth's auth plugin."""
 
-    def __init__(self, state: str) -> None:
+    def __init__(self, state: str = "") -> None:
         self.state = state
 
     def get_auth_state(self) -> str:
         return self.state
+
+    def set_auth_state(self, state: str) -> None:
+        self.state = state
+
+
+def _versions(url: str) -> list[dict[str, object]]:
+    return [{"id": "v3.0", "status": "CURRENT", "links": [{"rel": "self", "href": url}]}]
+
+
+def test_discovery_is_not_restored_with_an_expired_token(cache):
+    _write(cache, {"http://v": _versions("http://v/v3/")}, expires_at=PAST)
+    restored: dict[str, object] = {}
+    assert cache.load(_Auth(), restored)
+    assert restored == {}
+
+
+def test_discovery_restored_with_a_token_that_was_then_refused_is_not_saved(cache):
+    """keystoneauth authenticated again during the call (HTTP 401: the token was revoked,
+    or another cloud answers at this auth URL now): only what this call discovered with
+    the new token is kept for the next call."""
+    from keystoneauth1 import discover
+
+    _write(cache, {"http://old": _versions("http://old/v3/")}, expires_at=FUTURE)
+    auth = _Auth()
+    discovery: dict[str, object] = {}
+    assert cache.load(auth, discovery)
+    assert list(discovery) == ["http://old"]
+    learned = session_cache._StoredVersions(_versions("http://new/v3/"))
+    discovery["http://new"] = discover.Discover(learned, "http://new")  # type: ignore[arg-type]
+    auth.state = _auth_state("2099-01-02T00:00:00.000000Z", "a-new-token")
+    cache.save(auth, discovery)
+    saved = cache.read()
+    assert saved is not None and saved["auth_token"] == "a-new-token"
+    assert list(saved["discovery"]) == ["http://new"]
 
 
 def test_cached_discovery_returns_as_keystoneauth_discover_objects_without_a_request(cache):
@@ -95,11 +136,9 @@ def test_cached_discovery_returns_as_keystoneauth_discover_objects_without_a_req
         },
         {"id": "v2.0", "status": "DEPRECATED", "links": []},
     ]
-    _write(cache, {url: versions})
-    auth = _Auth(json.dumps({"auth_token": "t", "body": {"token": {}}}))
-    auth.set_auth_state = lambda state: None  # type: ignore[attr-defined]
+    _write(cache, {url: versions}, expires_at=FUTURE)
     restored: dict[str, object] = {}
-    assert cache.load(auth, restored)
+    assert cache.load(_Auth(), restored)
     offline = ksa_session.Session(discovery_cache=restored)
     offline.request = _no_request  # type: ignore[method-assign,assignment]
     found = discover.get_discovery(offline, url)
