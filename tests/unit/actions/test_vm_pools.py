@@ -103,6 +103,10 @@ def _call(*pools: Pool) -> FakeCall:
     return FakeCall(cloud=cloud)
 
 
+def _lb(call: FakeCall) -> FakeLoadBalancer:
+    return cast(PoolCloud, call.cloud).load_balancer
+
+
 WEB = Pool("pool-web", "web", "lb-1")
 TCP = Pool("pool-tcp", "tcp", "lb-1")
 OTHER = Pool("pool-other", "other", "lb-2")
@@ -120,7 +124,7 @@ def test_two_pools_of_one_load_balancer_are_joined_in_turn_and_recorded():
             {"name": "web", "port": 80}, {"name": "tcp", "port": 1024, "monitoring_port": 8080}
         ),
     )
-    assert call.cloud.load_balancer.events == [
+    assert _lb(call).events == [
         ("lookup", "web"),
         ("lookup", "tcp"),
         ("add", "web", "10.0.0.5", "80", SUBNET, "None"),
@@ -140,7 +144,7 @@ def test_pools_of_two_load_balancers_are_changed_side_by_side():
         call,
         cloud_properties=_with_pools({"name": "web", "port": 80}, {"name": "other", "port": 80}),
     )
-    assert [e[:2] for e in call.cloud.load_balancer.events[2:]] == [
+    assert [e[:2] for e in _lb(call).events[2:]] == [
         ("add", "web"),
         ("add", "other"),
         ("wait", "lb-1"),
@@ -151,7 +155,7 @@ def test_pools_of_two_load_balancers_are_changed_side_by_side():
 def test_no_pools_touch_no_load_balancer():
     call = _call()
     _create(call, cloud_properties=_with_pools())
-    assert call.cloud.load_balancer.events == []
+    assert _lb(call).events == []
     assert call.cloud.compute.metadata == {}
 
 
@@ -186,21 +190,21 @@ def test_pools_need_a_gateway_network():
 def test_a_dynamic_gateway_joins_with_the_ipv4_address_of_novas_port():
     call = _call(WEB)
     _create(call, networks=DYNAMIC, cloud_properties=_with_pools({"name": "web", "port": 80}))
-    assert ("add", "web", "10.0.0.77", "80", "subnet-v4", "None") in call.cloud.load_balancer.events
+    assert ("add", "web", "10.0.0.77", "80", "subnet-v4", "None") in _lb(call).events
 
 
 def test_a_failed_second_pool_removes_the_first_member_before_the_server():
     call = _call(WEB, TCP)
-    call.cloud.load_balancer.add_errors["tcp"] = CloudError("Octavia said no")
+    _lb(call).add_errors["tcp"] = CloudError("Octavia said no")
     with pytest.raises(CloudError, match="Octavia said no") as raised:
         _create(
             call,
             cloud_properties=_with_pools({"name": "web", "port": 80}, {"name": "tcp", "port": 81}),
         )
     assert "Cleaning up failed" not in raised.value.message
-    events = call.cloud.load_balancer.events
+    events = _lb(call).events
     assert ("delete", "pool-web", "m-1") in events
-    assert call.cloud.load_balancer.members == {}
+    assert _lb(call).members == {}
     assert call.cloud.compute.deleted == ["s-1"]
     assert call.cloud.network.deleted == ["p-1"]
 
@@ -208,12 +212,12 @@ def test_a_failed_second_pool_removes_the_first_member_before_the_server():
 def test_an_add_cut_short_is_looked_up_and_its_member_removed():
     """A lost answer or a SIGTERM in the middle of the POST: the member may exist."""
     call = _call(WEB)
-    call.cloud.load_balancer.add_errors["web"] = KeyboardInterrupt()
-    call.cloud.load_balancer.made_before_error = True
+    _lb(call).add_errors["web"] = KeyboardInterrupt()
+    _lb(call).made_before_error = True
     with pytest.raises(KeyboardInterrupt):
         _create(call, cloud_properties=_with_pools({"name": "web", "port": 80}))
-    assert ("find", "pool-web", "10.0.0.5") in call.cloud.load_balancer.events
-    assert call.cloud.load_balancer.members == {}
+    assert ("find", "pool-web", "10.0.0.5") in _lb(call).events
+    assert _lb(call).members == {}
     assert call.cloud.compute.deleted == ["s-1"]
 
 
@@ -222,14 +226,14 @@ def test_a_failed_metadata_update_removes_the_members():
     call.cloud.compute.metadata_error = CloudError("Nova is down")
     with pytest.raises(CloudError, match="Nova is down"):
         _create(call, cloud_properties=_with_pools({"name": "web", "port": 80}))
-    assert call.cloud.load_balancer.members == {}
+    assert _lb(call).members == {}
     assert call.cloud.compute.deleted == ["s-1"]
 
 
 def test_a_member_that_cannot_be_removed_is_named():
     call = _call(WEB, TCP)
-    call.cloud.load_balancer.add_errors["tcp"] = CloudError("no")
-    call.cloud.load_balancer.delete_error = CloudError("Octavia is down")
+    _lb(call).add_errors["tcp"] = CloudError("no")
+    _lb(call).delete_error = CloudError("Octavia is down")
     with pytest.raises(CloudError, match=r"left behind.*member pool-web/m-1 \(Octavia is down\)"):
         _create(
             call,
@@ -247,10 +251,10 @@ def test_a_signal_while_joining_a_pool_removes_everything():
             super().wait_until_active(loadbalancer_id, timeout=timeout, started=started)
             raise KeyboardInterrupt
 
-    call.cloud.load_balancer = Interrupting(pools={"web": [WEB]})
+    cast(PoolCloud, call.cloud).load_balancer = Interrupting(pools={"web": [WEB]})
     with pytest.raises(KeyboardInterrupt):
         _create(call, cloud_properties=_with_pools({"name": "web", "port": 80}))
-    assert call.cloud.load_balancer.members == {}
+    assert _lb(call).members == {}
     assert call.cloud.compute.deleted == ["s-1"]
     assert call.cloud.network.deleted == ["p-1"]
 
@@ -258,7 +262,7 @@ def test_a_signal_while_joining_a_pool_removes_everything():
 # --- delete_vm -----------------------------------------------------------------------
 def _events_of_delete(call: FakeCall, server_id: str) -> list[tuple[str, ...]]:
     events: list[tuple[str, ...]] = []
-    balancer = call.cloud.load_balancer
+    balancer = _lb(call)
     compute = call.cloud.compute
     network = call.cloud.network
     original_member, original_port, original_server = (
@@ -311,7 +315,7 @@ def test_delete_vm_skips_a_membership_it_cannot_read(caplog):
 def test_a_failed_member_removal_keeps_the_server_for_the_next_delete_vm():
     call = _call()
     call.cloud.compute.metadata["s-1"] = {"lbaas_pool_1": "p/m"}
-    call.cloud.load_balancer.delete_error = CloudError("Octavia is down")
+    _lb(call).delete_error = CloudError("Octavia is down")
     with pytest.raises(CloudError, match="Octavia is down"):
         vms.delete_vm(cast(Any, call), "s-1")
     assert call.cloud.compute.deleted == []
@@ -323,4 +327,4 @@ def test_delete_vm_of_a_missing_server_sends_nothing_else():
     call.cloud.compute.missing.add("s-1")
     vms.delete_vm(cast(Any, call), "s-1")
     assert call.cloud.compute.deleted == []
-    assert call.cloud.load_balancer.events == []
+    assert _lb(call).events == []
