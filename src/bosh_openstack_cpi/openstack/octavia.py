@@ -72,9 +72,18 @@ def _immutable(error: http.HttpException) -> bool:
 
 
 class LoadBalancer:
-    def __init__(self, connection: http.Services, config: OpenStackConfig) -> None:
+    def __init__(
+        self,
+        connection: http.Services,
+        config: OpenStackConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._connection = connection
         self._config = config
+        self._clock = clock
+        self._sleep = sleep
 
     def _send(self, method: str, url: str, **kwargs: Any) -> http.Response:
         try:
@@ -92,7 +101,9 @@ class LoadBalancer:
         return response
 
     def _read(self, url: str, what: str, **kwargs: Any) -> http.Response:
-        return retry.idempotent(lambda: self._send("GET", url, **kwargs), what)
+        return retry.idempotent(
+            lambda: self._send("GET", url, **kwargs), what, sleep=self._sleep, clock=self._clock
+        )
 
     # --- pools -------------------------------------------------------------------------
     def pool_named(self, name: str) -> Pool:
@@ -140,7 +151,6 @@ class LoadBalancer:
         *,
         timeout: float,
         started: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         wait_for(
             f"load balancer '{loadbalancer_id}' to become ACTIVE",
@@ -153,7 +163,8 @@ class LoadBalancer:
             ),
             describe=lambda status: f"provisioning_status {status}",
             started=started,
-            clock=clock,
+            clock=self._clock,
+            sleep=self._sleep,
         )
 
     # --- members -----------------------------------------------------------------------
@@ -165,7 +176,6 @@ class LoadBalancer:
         port: int,
         subnet_id: str,
         monitor_port: int | None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> Member:
         """Add `address:port` to the pool (an identical member is adopted). Does not wait
         for the load balancer to apply it: see `wait_until_active`."""
@@ -175,7 +185,7 @@ class LoadBalancer:
         if monitor_port is not None:
             member["monitor_port"] = monitor_port
         action = f"add {address}:{port} to load balancer pool '{pool.name}' ({pool.id})"
-        deadline = clock() + self._config.state_timeout
+        deadline = self._clock() + self._config.state_timeout
         busy = 0
 
         def identical() -> Member | None:
@@ -197,7 +207,7 @@ class LoadBalancer:
                             "monitoring port: remove it from the pool"
                         ) from None
                     busy += 1
-                    remaining = deadline - clock()
+                    remaining = deadline - self._clock()
                     if remaining <= 0:
                         raise CloudError(
                             f"Cannot {action}: load balancer '{pool.loadbalancer_id}' stayed "
@@ -206,7 +216,7 @@ class LoadBalancer:
                             "cloud is slow"
                         ) from None
                     log.info("%s: the load balancer is busy (%s), waiting", action, error.details)
-                    self.wait_until_active(pool.loadbalancer_id, timeout=remaining, clock=clock)
+                    self.wait_until_active(pool.loadbalancer_id, timeout=remaining)
 
     def _post_member(
         self,
@@ -231,7 +241,7 @@ class LoadBalancer:
                         log.info("%s: the request did make member %s", action, mine.id)
                         return mine
                 log.warning("%s: transient failure (%s), retrying", action, type(error).__name__)
-                time.sleep(retry.retry_after(error) or attempt)
+                self._sleep(retry.retry_after(error) or attempt)
         raise AssertionError("unreachable")
 
     def find_member(
@@ -257,18 +267,21 @@ class LoadBalancer:
             return member
         return None
 
-    def delete_member(
-        self, pool_id: str, member_id: str, *, clock: Callable[[], float] = time.monotonic
-    ) -> bool:
+    def delete_member(self, pool_id: str, member_id: str) -> bool:
         """Remove the member; False when it (or its pool) was already gone. A busy load
         balancer is waited for (found through the pool only then: one request otherwise)."""
         url = paths.path("/lbaas/pools/{}/members/{}", pool_id, member_id)
         action = f"remove member '{member_id}' from load balancer pool '{pool_id}'"
-        deadline = clock() + self._config.state_timeout
+        deadline = self._clock() + self._config.state_timeout
         with api_errors(SERVICE, action):
             while True:
                 try:
-                    retry.idempotent(lambda: self._send("DELETE", url), action)
+                    retry.idempotent(
+                        lambda: self._send("DELETE", url),
+                        action,
+                        sleep=self._sleep,
+                        clock=self._clock,
+                    )
                     return True
                 except http.NotFoundException:
                     return False
@@ -278,7 +291,7 @@ class LoadBalancer:
                     pool = self.pool(pool_id)
                     if pool is None:
                         return False
-                    remaining = deadline - clock()
+                    remaining = deadline - self._clock()
                     if remaining <= 0:
                         raise CloudError(
                             f"Cannot {action}: load balancer '{pool.loadbalancer_id}' stayed "
@@ -286,7 +299,7 @@ class LoadBalancer:
                             "raise openstack.state_timeout if the cloud is slow"
                         ) from None
                     log.info("%s: the load balancer is busy (%s), waiting", action, error.details)
-                    self.wait_until_active(pool.loadbalancer_id, timeout=remaining, clock=clock)
+                    self.wait_until_active(pool.loadbalancer_id, timeout=remaining)
 
 
 def _pool(body: dict[str, Any]) -> Pool:
