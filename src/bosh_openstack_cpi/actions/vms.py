@@ -709,6 +709,8 @@ class _Creation:
                 port=spec.port,
                 subnet_id=subnet_id,
                 monitor_port=spec.monitoring_port,
+                # named as the CPI's ports are described: leaks can be found by director
+                name=tagging.port_description(self._call.director_uuid),
             )
             self.members.append(member)
             self.member_in_flight = None

@@ -7,7 +7,9 @@ until state_timeout. After adding a member the load balancer is waited for until
 which reports a provider's failure (ERROR) and makes a second member on the same load
 balancer go through at the first attempt. A member whose request may have been applied
 (409 duplicate, lost answer, 5xx) is looked up by address and port, and adopted when it
-is identical: the add is idempotent.
+is identical: the add is idempotent. A removal is sent straight away too, and waited for
+until Octavia no longer shows the member (404 counts as removed), so nothing is left
+PENDING_DELETE, or in ERROR unnoticed, when delete_vm answers.
 """
 
 from __future__ import annotations
@@ -176,10 +178,13 @@ class LoadBalancer:
         port: int,
         subnet_id: str,
         monitor_port: int | None,
+        name: str = "",
     ) -> Member:
         """Add `address:port` to the pool (an identical member is adopted). Does not wait
         for the load balancer to apply it: see `wait_until_active`."""
         member: dict[str, Any] = {"address": address, "protocol_port": port}
+        if name:
+            member["name"] = name
         if subnet_id:
             member["subnet_id"] = subnet_id
         if monitor_port is not None:
@@ -268,20 +273,23 @@ class LoadBalancer:
         return None
 
     def delete_member(self, pool_id: str, member_id: str) -> bool:
-        """Remove the member; False when it (or its pool) was already gone. A busy load
-        balancer is waited for (found through the pool only then: one request otherwise)."""
+        """Remove the member and wait until Octavia has (a member being removed is shown
+        PENDING_DELETE until the provider is done); False when it (or its pool) was already
+        gone. A busy load balancer is waited for, found through the pool only then."""
         url = paths.path("/lbaas/pools/{}/members/{}", pool_id, member_id)
         action = f"remove member '{member_id}' from load balancer pool '{pool_id}'"
         deadline = self._clock() + self._config.state_timeout
         with api_errors(SERVICE, action):
             while True:
                 try:
+                    requested = self._clock()
                     retry.idempotent(
                         lambda: self._send("DELETE", url),
                         action,
                         sleep=self._sleep,
                         clock=self._clock,
                     )
+                    self._wait_until_gone(url, member_id, deadline - self._clock(), requested)
                     return True
                 except http.NotFoundException:
                     return False
@@ -300,6 +308,29 @@ class LoadBalancer:
                         ) from None
                     log.info("%s: the load balancer is busy (%s), waiting", action, error.details)
                     self.wait_until_active(pool.loadbalancer_id, timeout=remaining)
+
+    def _wait_until_gone(self, url: str, member_id: str, timeout: float, started: float) -> None:
+        def status() -> str:
+            try:
+                body = self._read(url, f"look up member '{member_id}'").json()
+            except http.NotFoundException:
+                return "DELETED"
+            return str(body["member"].get("provisioning_status") or "UNKNOWN")
+
+        wait_for(
+            f"member '{member_id}' to be removed",
+            status,
+            lambda found: found == "DELETED",
+            timeout=max(timeout, 0.0),
+            max_interval=self._config.wait_resource_poll_interval,
+            failure=lambda found: (
+                f"its provisioning_status is {found}" if found == "ERROR" else None
+            ),
+            describe=lambda found: f"provisioning_status {found}",
+            started=started,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
 
 
 def _pool(body: dict[str, Any]) -> Pool:

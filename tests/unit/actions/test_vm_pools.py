@@ -63,7 +63,8 @@ class FakeLoadBalancer:
             raise CloudError(f"Load balancer pool '{name}' does not exist")
         return found[0]
 
-    def add_member(self, pool, *, address, port, subnet_id, monitor_port):
+    def add_member(self, pool, *, address, port, subnet_id, monitor_port, name):
+        assert name == "bosh-openstack-cpi director_uuid=director-1"
         self.events.append(("add", pool.name, address, str(port), subnet_id, str(monitor_port)))
         member = Member(f"m-{len(self.members) + 1}", pool.id, address, port, subnet_id)
         if pool.name in self.add_errors:

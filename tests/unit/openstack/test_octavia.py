@@ -195,12 +195,14 @@ def test_a_removal_waits_for_a_busy_load_balancer_found_through_the_pool(
         json={"pool": {"id": "pool-1", "name": "web", "loadbalancers": [{"id": "lb-1"}]}},
     )
     requests_mock.get(LB, json={"loadbalancer": {"provisioning_status": "ACTIVE"}})
+    requests_mock.get(f"{MEMBERS}/m-1", status_code=404)
     assert octavia.delete_member("pool-1", "m-1") is True
     assert [m for m, _ in requests_to(requests_mock, "octavia")] == [
         "DELETE",
-        "GET",
-        "GET",
+        "GET",  # the pool: its load balancer
+        "GET",  # the load balancer: ACTIVE
         "DELETE",
+        "GET",  # the member: gone
     ]
 
 
@@ -212,7 +214,30 @@ def test_a_removal_from_a_deleted_pool_counts_as_done(octavia, requests_mock, cl
 
 def test_a_removal_retries_a_5xx_as_any_delete(octavia, requests_mock, clock):
     requests_mock.delete(f"{MEMBERS}/m-1", [{"status_code": 503}, {"status_code": 204}])
+    requests_mock.get(f"{MEMBERS}/m-1", status_code=404)
     assert octavia.delete_member("pool-1", "m-1") is True
+
+
+def test_a_removal_waits_until_octavia_has_removed_the_member(octavia, requests_mock, clock):
+    requests_mock.delete(f"{MEMBERS}/m-1", status_code=204)
+    requests_mock.get(
+        f"{MEMBERS}/m-1",
+        [
+            {"json": {"member": {**MEMBER, "provisioning_status": "PENDING_DELETE"}}},
+            {"status_code": 404},
+        ],
+    )
+    assert octavia.delete_member("pool-1", "m-1") is True
+    assert [m for m, _ in requests_to(requests_mock, "octavia")] == ["DELETE", "GET", "GET"]
+
+
+def test_a_removal_that_octavia_fails_is_an_error(octavia, requests_mock, clock):
+    requests_mock.delete(f"{MEMBERS}/m-1", status_code=204)
+    requests_mock.get(f"{MEMBERS}/m-1", json={"member": {**MEMBER, "provisioning_status": "ERROR"}})
+    with pytest.raises(
+        CloudError, match="member 'm-1' to be removed: its provisioning_status is ERROR"
+    ):
+        octavia.delete_member("pool-1", "m-1")
 
 
 def test_a_cloud_without_octavia_says_what_needs_it(requests_mock, clock):
