@@ -703,17 +703,21 @@ class _Creation:
                 started = changed.pop(pool.loadbalancer_id)
                 balancer.wait_until_active(pool.loadbalancer_id, timeout=timeout, started=started)
             self.member_in_flight = (pool, address, spec.port)
-            member = balancer.add_member(
-                pool,
-                address=address,
-                port=spec.port,
-                subnet_id=subnet_id,
-                monitor_port=spec.monitoring_port,
-                # named as the CPI's ports are described: leaks can be found by director
-                name=tagging.port_description(self._call.director_uuid),
-            )
-            self.members.append(member)
-            self.member_in_flight = None
+            # A SIGTERM during the POST would lose the new member (the request may reach
+            # Octavia after the undo looked for it): held back until the member is known.
+            with SignalsDeferred() as signals:
+                member = balancer.add_member(
+                    pool,
+                    address=address,
+                    port=spec.port,
+                    subnet_id=subnet_id,
+                    monitor_port=spec.monitoring_port,
+                    # named as the CPI's ports are described: leaks can be found by director
+                    name=tagging.port_description(self._call.director_uuid),
+                )
+                self.members.append(member)
+                self.member_in_flight = None
+            signals.deliver()
             changed[pool.loadbalancer_id] = time.monotonic()
             log.info(
                 "Added %s:%d to load balancer pool %s (%s) as member %s",

@@ -4,6 +4,8 @@ behaviour is in tests/integration/test_vm_pools.py."""
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -218,6 +220,26 @@ def test_an_add_cut_short_is_looked_up_and_its_member_removed():
     with pytest.raises(KeyboardInterrupt):
         _create(call, cloud_properties=_with_pools({"name": "web", "port": 80}))
     assert ("find", "pool-web", "10.0.0.5") in _lb(call).events
+    assert _lb(call).members == {}
+    assert call.cloud.compute.deleted == ["s-1"]
+
+
+def test_a_signal_during_the_member_create_is_held_until_the_member_is_known():
+    """SIGTERM (KeyboardInterrupt, see cli.py) in the middle of the POST: Octavia may make
+    the member after an undo that looked for it at once, so the signal waits for the
+    answer, and the member is removed with the rest."""
+
+    class Interrupting(FakeLoadBalancer):
+        def add_member(self, pool, **request):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the request is in flight
+            return super().add_member(pool, **request)
+
+    call = _call()
+    cast(PoolCloud, call.cloud).load_balancer = Interrupting(pools={"web": [WEB]})
+    with pytest.raises(KeyboardInterrupt):
+        _create(call, cloud_properties=_with_pools({"name": "web", "port": 80}))
+    assert ("delete", "pool-web", "m-1") in _lb(call).events
+    assert ("find", "pool-web", "10.0.0.5") not in _lb(call).events  # it was known
     assert _lb(call).members == {}
     assert call.cloud.compute.deleted == ["s-1"]
 
