@@ -19,7 +19,7 @@ For each scenario (a CPI method and the state it needs):
    - then the director's follow-up (delete what was created, retry a failed delete) and
      the leak check: nothing carrying the run's director UUID may remain on the cloud
      (counted with admin rights: servers, ports, floating-IP associations, volumes,
-     snapshots, images).
+     snapshots, images, Octavia pool members).
 
 Runs of one scenario share a fixture (a VM, a disk) in chains; chains run in parallel.
 
@@ -915,7 +915,7 @@ def sweep(cloud: dict[str, Any], prefix: str = "campaign-") -> dict[str, int]:
     def ours(value: str | None) -> bool:
         return bool(value and value.startswith(prefix))
 
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"load balancer pool members": _sweep_members(admin, ours)}
     servers = [
         s
         for s in admin.compute.servers(all_projects=True, project_id=project)
@@ -967,6 +967,29 @@ def sweep(cloud: dict[str, Any], prefix: str = "campaign-") -> dict[str, int]:
         admin.network.delete_ip(address, ignore_missing=True)
     counts["floating IPs"] = len(floating)
     return counts
+
+
+def _sweep_members(admin: Any, ours: Callable[[str | None], bool]) -> int:
+    """Remove the Octavia members named with a matching director UUID (none without
+    Octavia), each once its load balancer accepts changes."""
+    from bosh_openstack_cpi.tagging import director_of_port
+    from tests.integration.leaks import has_load_balancer
+
+    if not has_load_balancer(admin):
+        return 0
+    removed = 0
+    for pool in admin.load_balancer.pools():
+        for member in admin.load_balancer.members(pool):
+            if not ours(director_of_port(member.name)):
+                continue
+            for balancer in pool.loadbalancers or []:
+                admin.load_balancer.wait_for_load_balancer(balancer["id"], wait=300)
+            admin.load_balancer.delete_member(member, pool, ignore_missing=True)
+            removed += 1
+    for pool in admin.load_balancer.pools():
+        for balancer in pool.loadbalancers or []:
+            admin.load_balancer.wait_for_load_balancer(balancer["id"], wait=300)
+    return removed
 
 
 def _settled_volume(admin: Any, volume_id: str) -> bool:

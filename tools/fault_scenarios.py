@@ -33,6 +33,18 @@ def _flavor(env: Environment) -> dict[str, Any]:
     return {"instance_type": env.cloud["resources"]["flavors"]["default"]}
 
 
+def _with_pools(env: Environment) -> dict[str, Any]:
+    """Two pools of the cloud's Octavia load balancer, one with a monitoring port."""
+    web, monitored = sorted(env.cloud["resources"]["loadbalancer"]["pools"])[:2]
+    return {
+        **_flavor(env),
+        "loadbalancer_pools": [
+            {"name": web, "port": 80},
+            {"name": monitored, "port": 8443, "monitoring_port": 9090},
+        ],
+    }
+
+
 def manual_network(env: Environment, address: str) -> dict[str, Any]:
     network = env.cloud["resources"]["networks"]["manual_2"]
     return {
@@ -55,9 +67,12 @@ def dynamic_network(env: Environment) -> dict[str, Any]:
     }
 
 
-def create_vm_arguments(env: Environment, networks: dict[str, Any]) -> list[Any]:
+def create_vm_arguments(
+    env: Environment, networks: dict[str, Any], cloud_properties: dict[str, Any] | None = None
+) -> list[Any]:
     environment = {"bosh": {"group": "campaign", "password": AGENT_PASSWORD}}
-    return [AGENT_ID, env.cloud["resources"]["image_id"], _flavor(env), networks, [], environment]
+    properties = cloud_properties or _flavor(env)
+    return [AGENT_ID, env.cloud["resources"]["image_id"], properties, networks, [], environment]
 
 
 def _new_vm(env: Environment, director: Director) -> str:
@@ -177,14 +192,19 @@ class CreateVm(Scenario):
     kind = "create"
 
     def __init__(self, variant: str) -> None:
-        self.variant = variant  # "manual+vip" or "dynamic"
+        self.variant = variant  # "manual+vip", "dynamic" or "manual+pools"
         self.name = f"create_vm ({variant})"
-        self.family = NO_FIXTURE if variant == "dynamic" else STATIC_AND_FLOATING_IP
+        self.family = {"dynamic": NO_FIXTURE, "manual+pools": STATIC_IP}.get(
+            variant, STATIC_AND_FLOATING_IP
+        )
         self.auth_faults = variant == "dynamic"
 
     def arguments(self, run: Context) -> list[Any]:
         if self.variant == "dynamic":
             networks = {"default": dynamic_network(run.env)}
+        elif self.variant == "manual+pools":
+            networks = {"private": manual_network(run.env, run.ip)}
+            return create_vm_arguments(run.env, networks, _with_pools(run.env))
         else:
             networks = {
                 "private": manual_network(run.env, run.fixture["ip"]),
@@ -198,7 +218,12 @@ class CreateVm(Scenario):
         run.expect(servers == [vm_cid], f"the run's servers are {servers}")
         server = run.env.admin().compute.get_server(vm_cid)
         run.expect(server.status == "ACTIVE", f"server {vm_cid} is {server.status}")
-        if self.variant != "dynamic":
+        if self.variant == "manual+pools":
+            members = run.mine("load balancer pool members")
+            recorded = sorted(v for k, v in server.metadata.items() if k.startswith("lbaas_pool_"))
+            run.expect(len(members) == 2, f"the run's pool members are {members}")
+            run.expect(recorded == sorted(members), f"the server records {recorded}")
+        elif self.variant != "dynamic":
             ports = run.mine("ports")
             run.expect(len(ports) == 1, f"the run's ports are {ports}")
             floating = run.env.admin().network.get_ip(run.fixture["floating_id"])
@@ -221,12 +246,18 @@ class CreateVm(Scenario):
 
 
 class DeleteVm(Scenario):
-    name = method = "delete_vm"
+    method = "delete_vm"
     kind = "delete"
     family = STATIC_IP
 
+    def __init__(self, with_pools: bool = False) -> None:
+        self.with_pools = with_pools  # the VM is a member of two Octavia pools
+        self.name = "delete_vm (pools)" if with_pools else "delete_vm"
+
     def before(self, run: Context) -> None:
-        arguments = create_vm_arguments(run.env, {"private": manual_network(run.env, run.ip)})
+        properties = _with_pools(run.env) if self.with_pools else None
+        networks = {"private": manual_network(run.env, run.ip)}
+        arguments = create_vm_arguments(run.env, networks, properties)
         run.state["vm"] = run.director.call("create_vm", *arguments)[0]
 
     def arguments(self, run: Context) -> list[Any]:
@@ -466,8 +497,14 @@ class GetDisks(OnTheVmAndDisk):
         run.expect(result == [run.disk], f"get_disks answered {result}")
 
 
-def all_scenarios() -> list[Scenario]:
+def all_scenarios(cloud: dict[str, Any] | None = None) -> list[Scenario]:
+    """Every scenario; those of loadbalancer_pools when the cloud has Octavia (its
+    description's resources.loadbalancer)."""
+    with_octavia: list[Scenario] = []
+    if cloud is not None and cloud.get("resources", {}).get("loadbalancer"):
+        with_octavia = [CreateVm("manual+pools"), DeleteVm(with_pools=True)]
     return [
+        *with_octavia,
         CreateStemcell(),
         DeleteStemcell(),
         CreateVm("manual+vip"),

@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
         campaign = run_campaign(
             cloud,
-            all_scenarios(),
+            all_scenarios(cloud),
             full=args.full,
             warm_cache=args.warm_cache,
             workers=args.workers,

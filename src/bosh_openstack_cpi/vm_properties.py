@@ -14,7 +14,7 @@ from typing import Any
 
 from bosh_openstack_cpi import cids
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.protocol.errors import CloudError, NotSupported, VMCreationFailed
+from bosh_openstack_cpi.protocol.errors import CloudError, VMCreationFailed
 
 # Keys of a VM type (or vm_extension, or AZ) this CPI reads.
 KNOWN_VM_TYPE_KEYS = frozenset(
@@ -33,6 +33,8 @@ KNOWN_VM_TYPE_KEYS = frozenset(
     }
 )
 KNOWN_ROOT_DISK_KEYS = frozenset({"size", "type"})
+KNOWN_POOL_KEYS = frozenset({"name", "port", "monitoring_port"})
+MAX_PORT = 65535
 KNOWN_NETWORK_KEYS = frozenset({"net_id", "security_groups", "vrrp_port_check"})
 NETWORK_TYPES = ("manual", "dynamic", "vip")
 
@@ -41,6 +43,16 @@ NETWORK_TYPES = ("manual", "dynamic", "vip")
 class RootDisk:
     size_gib: int | None = None
     volume_type: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadbalancerPool:
+    """One entry of loadbalancer_pools: the VM's gateway IP joins the Octavia pool `name`
+    on `port` (health-checked on `monitoring_port` when given)."""
+
+    name: str
+    port: int
+    monitoring_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class VmType:
     allowed_address_pairs: str | None = None
     # The Go CPI reads the VRRP check here, the Ruby CPI on the network; None: not set.
     vrrp_port_check: bool | None = None
+    loadbalancer_pools: tuple[LoadbalancerPool, ...] = ()
     unknown_keys: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -137,12 +150,6 @@ def _optional_string(value: object, key: str, problems: _Problems) -> str | None
 def parse_vm_type(cloud_properties: dict[str, Any], config: OpenStackConfig) -> VmType:
     """The VM type's cloud_properties, merged by the director with the AZ's and extensions'."""
     problems = _Problems("VM cloud_properties")
-    if "loadbalancer_pools" in cloud_properties:
-        raise NotSupported(
-            "cloud_properties.loadbalancer_pools is not supported by this CPI yet (Neutron LBaaS "
-            "was removed from OpenStack; Octavia support is planned): remove it from the VM "
-            "type or vm_extension and register members with Octavia yourself"
-        )
     instance_type = cloud_properties.get("instance_type")
     if not isinstance(instance_type, str) or not instance_type:
         problems.add(
@@ -195,6 +202,8 @@ def parse_vm_type(cloud_properties: dict[str, Any], config: OpenStackConfig) -> 
         problems.add(f"vrrp_port_check must be true or false, got {_describe(vrrp_check)}")
         vrrp_check = None
 
+    pools = _loadbalancer_pools(cloud_properties.get("loadbalancer_pools"), problems)
+
     problems.raise_if_any()
     return VmType(
         instance_type=instance_type,
@@ -207,6 +216,7 @@ def parse_vm_type(cloud_properties: dict[str, Any], config: OpenStackConfig) -> 
         root_disk=root_disk,
         allowed_address_pairs=pairs,
         vrrp_port_check=vrrp_check,
+        loadbalancer_pools=pools,
         unknown_keys=tuple(sorted(k for k in cloud_properties if k not in KNOWN_VM_TYPE_KEYS)),
         warnings=tuple(problems.warnings),
     )
@@ -238,6 +248,58 @@ def _availability_zones(
             "true, because persistent disks cannot follow a VM whose zone is chosen at random"
         )
     return tuple(dict.fromkeys(several)), True
+
+
+def _loadbalancer_pools(value: object, problems: _Problems) -> tuple[LoadbalancerPool, ...]:
+    """[{name, port, monitoring_port?}]; null or [] asks for nothing."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.add(
+            "loadbalancer_pools must be an array of {name: <Octavia pool name>, port: <member "
+            f"port>, monitoring_port: <optional health check port>}}, got {_describe(value)}"
+        )
+        return ()
+    pools: list[LoadbalancerPool] = []
+    for position, entry in enumerate(value):
+        where = f"loadbalancer_pools[{position}]"
+        if not isinstance(entry, dict):
+            problems.add(f"{where} must be an object {{name, port}}, got {_describe(entry)}")
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.add(f"{where}.name must be the name of an Octavia pool, got {_describe(name)}")
+        port = _port_number(entry.get("port"))
+        if port is None:
+            problems.add(
+                f"{where}.port must be the members' port, 1 to {MAX_PORT}, got "
+                f"{_describe(entry.get('port'))}"
+            )
+        monitoring_port = None
+        if entry.get("monitoring_port") is not None:
+            monitoring_port = _port_number(entry["monitoring_port"])
+            if monitoring_port is None:
+                problems.add(
+                    f"{where}.monitoring_port must be a port, 1 to {MAX_PORT}, got "
+                    f"{_describe(entry['monitoring_port'])}"
+                )
+        unknown = sorted(str(k) for k in entry if k not in KNOWN_POOL_KEYS)
+        if unknown:
+            problems.warnings.append(
+                f"Ignoring unknown {where} keys: {', '.join(unknown)} (known: name, port, "
+                "monitoring_port)"
+            )
+        if isinstance(name, str) and name.strip() and port is not None:
+            pools.append(LoadbalancerPool(name, port, monitoring_port))
+    return tuple(pools)
+
+
+def _port_number(value: object) -> int | None:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 1 <= value <= MAX_PORT else None
 
 
 def _root_disk(value: object, problems: _Problems) -> RootDisk:

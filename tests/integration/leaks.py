@@ -45,6 +45,9 @@ def resources_of_director(admin: Any, project_id: str, director_uuid: str) -> di
         for i in admin.image.images()
         if (i.properties or {}).get(DIRECTOR_UUID_KEY) == director_uuid
     ]
+    members = [
+        f"{pool_id}/{member_id}" for pool_id, member_id in members_of_director(admin, director_uuid)
+    ]
     for kind, ids in (
         ("servers", servers),
         ("ports", [p.id for p in ports]),
@@ -52,7 +55,28 @@ def resources_of_director(admin: Any, project_id: str, director_uuid: str) -> di
         ("volumes", volumes),
         ("snapshots", snapshots),
         ("images", images),
+        ("load balancer pool members", members),
     ):
         if ids:
             found[kind] = ids
     return found
+
+
+def members_of_director(admin: Any, director_uuid: str) -> list[tuple[str, str]]:
+    """(pool id, member id) of the Octavia members named with this director's UUID (create_vm
+    names them as it describes its ports); none on a cloud without Octavia."""
+    if not has_load_balancer(admin):
+        return []
+    return [
+        (pool.id, member.id)
+        for pool in admin.load_balancer.pools()
+        for member in admin.load_balancer.members(pool)
+        if director_of_port(member.name) == director_uuid
+    ]
+
+
+def has_load_balancer(admin: Any) -> bool:
+    try:
+        return bool(admin.session.get_endpoint(service_type="load-balancer", interface="public"))
+    except Exception:  # keystoneauth's EndpointNotFound and kin: no Octavia here
+        return False

@@ -62,7 +62,7 @@ def test_fault_campaign(cloud: dict[str, Any], warm_cache: bool):
     the way), and every call finding a valid token in its cache first (the stdlib fast
     path, as most calls under a director)."""
     campaign = run_campaign(
-        cloud, all_scenarios(), full=FULL, warm_cache=warm_cache, workers=6, seed=SEED
+        cloud, all_scenarios(cloud), full=FULL, warm_cache=warm_cache, workers=6, seed=SEED
     )
     failures = campaign.failures()
     assert failures == [], "\n".join(failures)

@@ -91,6 +91,24 @@ def test_a_flavor_that_does_not_exist_fails_the_flavor_check(tmp_path, cloud, di
     )
 
 
+def test_load_balancer_pools_are_checked_by_name(tmp_path, cloud, director_uuid):
+    """Needs Octavia (resources.loadbalancer): the pool that exists passes, the other is
+    named in the failure."""
+    existing = sorted(cloud["resources"]["loadbalancer"]["pools"])[0]
+    pools = [{"name": existing, "port": 80}, {"name": "no-such-pool", "port": 80}]
+    completed = validate(
+        tmp_path, cloud, director_uuid, cloud_config(cloud, loadbalancer_pools=pools), STATIC
+    )
+
+    assert completed.returncode == 1
+    [failure] = check_lines(completed.stdout, "FAIL")
+    assert "network: load balancer pools" in failure
+    assert "Load balancer pool 'no-such-pool' does not exist" in failure
+    assert remedy_after(completed.stdout, "network: load balancer pools").startswith(
+        "remedy: create the pools in Octavia"
+    )
+
+
 @contextlib.contextmanager
 def security_group(project_sdk: Any, ports: tuple[int, ...]) -> Iterator[str]:
     """A group allowing these TCP ports from anywhere and everything from itself."""

@@ -195,14 +195,6 @@ def test_too_large_agent_settings_fail_before_anything_exists(
     _nothing_left(admin, cloud, director_uuid)
 
 
-def test_loadbalancer_pools_are_not_supported(cpi: CpiProcess, cloud: dict[str, Any]):
-    properties = {**vs.SMALL, "loadbalancer_pools": [{"name": "web", "port": 80}]}
-    result = vs.create(cpi, cloud, {"private": vs.manual_network(cloud)}, properties)
-    assert result.error is not None
-    assert result.error["type"] == "Bosh::Clouds::NotSupported"
-    assert "loadbalancer_pools" in result.error["message"]
-
-
 def test_unknown_cloud_properties_are_a_warning(
     cpi: CpiProcess, cloud: dict[str, Any], leak_check: None
 ):

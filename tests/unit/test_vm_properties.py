@@ -1,8 +1,9 @@
 import pytest
 
 from bosh_openstack_cpi.config import OpenStackConfig
-from bosh_openstack_cpi.protocol.errors import CloudError, NotSupported, VMCreationFailed
+from bosh_openstack_cpi.protocol.errors import CloudError, VMCreationFailed
 from bosh_openstack_cpi.vm_properties import (
+    LoadbalancerPool,
     check_multiple_networks,
     parse_networks,
     parse_vm_type,
@@ -112,11 +113,60 @@ def test_availability_zone_and_zones_exclude_each_other():
         )
 
 
-def test_loadbalancer_pools_are_not_supported_with_a_clear_message():
-    with pytest.raises(NotSupported, match=r"loadbalancer_pools.*Octavia"):
-        parse_vm_type(
-            {"instance_type": "f", "loadbalancer_pools": [{"name": "p", "port": 80}]}, CONFIG
-        )
+def test_loadbalancer_pools_are_read_with_the_optional_monitoring_port():
+    vm_type = parse_vm_type(
+        {
+            "instance_type": "f",
+            "loadbalancer_pools": [
+                {"name": "web", "port": 80},
+                {"name": "tcp", "port": 1024.0, "monitoring_port": 8080},
+            ],
+        },
+        CONFIG,
+    )
+    assert vm_type.loadbalancer_pools == (
+        LoadbalancerPool("web", 80),
+        LoadbalancerPool("tcp", 1024, 8080),
+    )
+
+
+@pytest.mark.parametrize("pools", [[], None])
+def test_empty_or_null_loadbalancer_pools_ask_for_nothing(pools):
+    vm_type = parse_vm_type({"instance_type": "f", "loadbalancer_pools": pools}, CONFIG)
+    assert vm_type.loadbalancer_pools == ()
+
+
+@pytest.mark.parametrize(
+    ("pools", "problem"),
+    [
+        ({"name": "web", "port": 80}, r"loadbalancer_pools must be an array"),
+        (["web"], r"loadbalancer_pools\[0\] must be an object"),
+        ([{"port": 80}], r"loadbalancer_pools\[0\].name must be the name of an Octavia pool"),
+        ([{"name": " ", "port": 80}], r"\[0\].name must be"),
+        ([{"name": "web"}], r"loadbalancer_pools\[0\].port must be the members' port"),
+        ([{"name": "web", "port": "80"}], r"\[0\].port must be"),
+        ([{"name": "web", "port": 0}], r"\[0\].port must be"),
+        ([{"name": "web", "port": 65536}], r"\[0\].port must be"),
+        ([{"name": "web", "port": True}], r"\[0\].port must be"),
+        (
+            [{"name": "a", "port": 80}, {"name": "b", "port": 80, "monitoring_port": -1}],
+            r"loadbalancer_pools\[1\].monitoring_port must be a port",
+        ),
+    ],
+)
+def test_a_malformed_loadbalancer_pool_is_a_cloud_error_naming_the_entry(pools, problem):
+    with pytest.raises(CloudError, match=problem):
+        parse_vm_type({"instance_type": "f", "loadbalancer_pools": pools}, CONFIG)
+
+
+def test_unknown_keys_of_a_pool_are_a_warning():
+    vm_type = parse_vm_type(
+        {"instance_type": "f", "loadbalancer_pools": [{"name": "w", "port": 80, "weight": 2}]},
+        CONFIG,
+    )
+    assert vm_type.warnings == (
+        "Ignoring unknown loadbalancer_pools[0] keys: weight (known: name, port, monitoring_port)",
+    )
 
 
 def test_manual_network_without_type_and_gateway_of_a_single_network():

@@ -10,6 +10,11 @@ A free floating IP for a port the CPI created is associated right after the serv
 request, while Nova builds: Neutron takes most of a second for it, which the build hides.
 On a dynamic gateway network the port is Nova's, known once the server is ACTIVE; a
 floating IP held by another VM moves once the new server is ACTIVE.
+
+Load balancer pools (loadbalancer_pools) are found by name before anything is created;
+the VM's address on its gateway network joins them once the server is ACTIVE, and each
+membership is recorded in the server's metadata (`lbaas_pool_<n>: <pool_id>/<member_id>`,
+n from 1, as both reference CPIs write it), which delete_vm reads to remove them.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
     from bosh_openstack_cpi.openstack.cloud import Cloud
     from bosh_openstack_cpi.openstack.compute import Server, ServerCreateRefused
     from bosh_openstack_cpi.openstack.network import FloatingIp, Port, SecurityGroup
+    from bosh_openstack_cpi.openstack.octavia import Member, Pool
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ SERVER_NAME_LIMIT = 255
 STALE_AFTER_SECONDS = 30.0
 # Longest wait for a server whose create request got no answer to show up.
 LOST_ANSWER_SETTLE_LIMIT = 60.0
+# Server metadata keys of the pool memberships: lbaas_pool_1, lbaas_pool_2, ...
+POOL_METADATA_PREFIX = "lbaas_pool_"
 
 
 # --- has_vm ----------------------------------------------------------------------------
@@ -92,6 +100,7 @@ def create_vm(
     zones, zone_from_disks = _zones(call, vm_type, [str(d) for d in disk_cids or []])
     floating_ip = cloud.network.floating_ip(plan.vip.ip) if plan.vip and plan.vip.ip else None
     vrrp_address = _vrrp_address(cloud, vm_type, plan)
+    pools = _pools(cloud, vm_type, plan)
 
     creation = _Creation(call, name, plan)
     try:
@@ -131,6 +140,8 @@ def create_vm(
         )
         if floating_ip is not None and creation.floating_ip is None:
             creation.attach_floating_ip(floating_ip, server.id)
+        if pools:
+            creation.join_pools(server.id, pools)
     except BaseException as error:
         raise creation.undo(error) from None
     log.info("Created server %s (%s) in zone %s", server.id, name, server.availability_zone)
@@ -303,6 +314,24 @@ def _vrrp_port_check_wanted(
     return gateway.vrrp_port_check and vm_type.vrrp_port_check is not False
 
 
+def _pools(
+    cloud: Cloud, vm_type: vm_properties.VmType, plan: vm_properties.NetworkPlan
+) -> list[tuple[vm_properties.LoadbalancerPool, Pool]]:
+    """Each pool of loadbalancer_pools, found by name before anything is created."""
+    if not vm_type.loadbalancer_pools:
+        return []
+    if plan.gateway is None:
+        raise CloudError(
+            "loadbalancer_pools adds the VM's address on its gateway network to the pools: "
+            "mark one network with default: [gateway]"
+        )
+    found: dict[str, Pool] = {}
+    for spec in vm_type.loadbalancer_pools:
+        if spec.name not in found:
+            found[spec.name] = cloud.load_balancer.pool_named(spec.name)
+    return [(spec, found[spec.name]) for spec in vm_type.loadbalancer_pools]
+
+
 def _microversion(vm_type: vm_properties.VmType, boot_volume_gib: int | None) -> str | None:
     """Nova's base microversion, unless the boot volume has a type (2.67)."""
     if boot_volume_gib is not None and vm_type.root_disk.volume_type:
@@ -380,6 +409,9 @@ class _Creation:
         self.server_id: str | None = None
         self.server_may_exist = False  # a create without answer that we could not resolve
         self.floating_ip: FloatingIp | None = None
+        self.members: list[Member] = []
+        # The member being added (pool, address, port): its request may have been applied.
+        self.member_in_flight: tuple[Pool, str, int] | None = None
 
     # -- steps --------------------------------------------------------------------------
     def create_ports(
@@ -637,6 +669,10 @@ class _Creation:
             )
         if gateway.name in self.ports:
             return self.ports[gateway.name].id
+        return self._nova_gateway_port(server_id, gateway).id
+
+    def _nova_gateway_port(self, server_id: str, gateway: vm_properties.NetworkSpec) -> Port:
+        """The port Nova made on the (dynamic) gateway network."""
         others = {n.net_id for n in self._plan.private if n is not gateway}
         candidates = [
             p
@@ -646,10 +682,85 @@ class _Creation:
         if len(candidates) != 1:
             raise VMCreationFailed(
                 f"Server '{server_id}' has {len(candidates)} ports in the gateway network "
-                f"'{gateway.net_id or gateway.name}', the floating IP needs exactly one",
+                f"'{gateway.net_id or gateway.name}', the floating IP and load balancer pools "
+                "need exactly one",
                 ok_to_retry=True,
             )
-        return candidates[0].id
+        return candidates[0]
+
+    def join_pools(
+        self, server_id: str, pools: list[tuple[vm_properties.LoadbalancerPool, Pool]]
+    ) -> None:
+        """Add the gateway address to each pool, then record the memberships on the server.
+        A load balancer is waited for before its second change and once at the end, so
+        pools of different load balancers are applied side by side."""
+        address, subnet_id = self._gateway_address(server_id)
+        balancer = self._cloud.load_balancer
+        timeout = self._config.state_timeout
+        changed: dict[str, float] = {}  # load balancer id -> when this call changed it
+        for spec, pool in pools:
+            if pool.loadbalancer_id in changed:
+                started = changed.pop(pool.loadbalancer_id)
+                balancer.wait_until_active(pool.loadbalancer_id, timeout=timeout, started=started)
+            self.member_in_flight = (pool, address, spec.port)
+            # A SIGTERM during the POST would lose the new member (the request may reach
+            # Octavia after the undo looked for it): held back until the member is known.
+            with SignalsDeferred() as signals:
+                member = balancer.add_member(
+                    pool,
+                    address=address,
+                    port=spec.port,
+                    subnet_id=subnet_id,
+                    monitor_port=spec.monitoring_port,
+                    # named as the CPI's ports are described: leaks can be found by director
+                    name=tagging.port_description(self._call.director_uuid),
+                )
+                self.members.append(member)
+                self.member_in_flight = None
+            signals.deliver()
+            changed[pool.loadbalancer_id] = time.monotonic()
+            log.info(
+                "Added %s:%d to load balancer pool %s (%s) as member %s",
+                address,
+                spec.port,
+                spec.name,
+                pool.id,
+                member.id,
+            )
+        for loadbalancer_id, started in changed.items():
+            balancer.wait_until_active(loadbalancer_id, timeout=timeout, started=started)
+        self._cloud.compute.update_server_metadata(
+            server_id,
+            {
+                f"{POOL_METADATA_PREFIX}{n}": member.reference
+                for n, member in enumerate(self.members, start=1)
+            },
+        )
+
+    def _gateway_address(self, server_id: str) -> tuple[str, str]:
+        """The VM's address on its gateway network, and that address's subnet."""
+        import ipaddress
+
+        gateway = self._plan.gateway
+        if gateway is None:  # _pools refuses this before anything is created
+            raise CloudError("loadbalancer_pools needs a gateway network")
+        if gateway.name in self.ports:
+            port = self.ports[gateway.name]
+        else:
+            port = self._nova_gateway_port(server_id, gateway)
+        addresses = list(zip(port.ips, port.subnet_ids, strict=False))
+        if gateway.ip:
+            wanted = ipaddress.ip_address(gateway.ip)
+            addresses = [a for a in addresses if ipaddress.ip_address(a[0]) == wanted]
+        else:  # Nova's port on a dynamic network: its IPv4 address first
+            addresses.sort(key=lambda a: ipaddress.ip_address(a[0]).version)
+        if not addresses:
+            raise VMCreationFailed(
+                f"Port {port.id} of server '{server_id}' on the gateway network has no address "
+                f"{gateway.ip or ''}: the VM cannot join its load balancer pools",
+                ok_to_retry=True,
+            )
+        return addresses[0]
 
     # -- taking it back -----------------------------------------------------------------
     def delete_server(self) -> None:
@@ -666,10 +777,12 @@ class _Creation:
 
     def undo(self, error: BaseException) -> BaseException:
         """Remove what this call created; the error to answer with."""
-        if not (self.ports or self.server_id or self.floating_ip):
+        if not (self.ports or self.server_id or self.floating_ip or self.members) and (
+            self.member_in_flight is None
+        ):
             return error
         log.info("create_vm failed, removing what it created")
-        left: list[str] = []
+        left: list[str] = self._leave_pools()
         if self.floating_ip is not None:
             try:
                 self._cloud.network.disassociate_floating_ip(self.floating_ip)
@@ -699,6 +812,30 @@ class _Creation:
             ok_to_retry=False,
         )
 
+    def _leave_pools(self) -> list[str]:
+        """Remove the members this call added (and the one whose add was cut short, if it
+        was made); what could not be removed."""
+        if not self.members and self.member_in_flight is None:
+            return []
+        balancer = self._cloud.load_balancer
+        left: list[str] = []
+        members = list(self.members)
+        if self.member_in_flight is not None:
+            pool, address, port = self.member_in_flight
+            try:
+                made = balancer.find_member(pool.id, address, port, "", None)
+            except CloudError as problem:
+                made = None
+                left.append(f"possibly a member {address}:{port} of pool {pool.id} ({problem})")
+            if made is not None:
+                members.append(made)
+        for member in members:
+            try:
+                balancer.delete_member(member.pool_id, member.id)
+            except CloudError as problem:
+                left.append(f"member {member.reference} ({problem.message})")
+        return left
+
 
 class _ZoneFailure(Exception):
     """Creating the server in one zone failed in a way another zone may not."""
@@ -721,6 +858,11 @@ def delete_vm(call: Call, vm_cid: str) -> None:
     the server, they would be left behind for good."""
     cloud = call.cloud
     config = call.config.openstack
+    server = cloud.compute.get_server(vm_cid)
+    if server is None:
+        log.info("Server %s not found, nothing to delete", vm_cid)
+        return
+    _leave_pools(call, server.metadata)
     for port in cloud.network.server_ports(vm_cid):
         if cloud.network.delete_port(port.id):
             log.info("Deleted port %s (%s)", port.id, ", ".join(port.ips))
@@ -731,6 +873,32 @@ def delete_vm(call: Call, vm_cid: str) -> None:
         )
     else:
         log.info("Server %s not found, nothing to delete", vm_cid)
+
+
+def _leave_pools(call: Call, metadata: dict[str, str]) -> None:
+    """Remove the pool members recorded in the server's metadata (by this CPI, the Ruby
+    or the Go CPI): a member already gone counts as removed, so a delete_vm stopped half
+    way is finished by the next one (the metadata stays until the server goes)."""
+    memberships = sorted(
+        (key, value) for key, value in metadata.items() if key.startswith(POOL_METADATA_PREFIX)
+    )
+    if not memberships:
+        return
+    from bosh_openstack_cpi.openstack import paths
+
+    balancer = call.cloud.load_balancer
+    for key, value in memberships:
+        pool_id, _, member_id = str(value).partition("/")
+        try:
+            paths.path("{}/{}", pool_id, member_id)  # two ids, as a URL may carry them
+        except paths.UnsafeRequest:
+            log.warning("Ignoring server metadata %s=%r: not <pool_id>/<member_id>", key, value)
+            continue
+        removed = balancer.delete_member(pool_id, member_id)
+        if removed:
+            log.info("Removed member %s from load balancer pool %s (%s)", member_id, pool_id, key)
+        else:
+            log.info("Member %s of pool %s (%s) was already gone", member_id, pool_id, key)
 
 
 # --- reboot_vm ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bosh_openstack_cpi.openstack.connection import Connection
     from bosh_openstack_cpi.openstack.image import Image
     from bosh_openstack_cpi.openstack.network import Network
+    from bosh_openstack_cpi.openstack.octavia import LoadBalancer
     from bosh_openstack_cpi.openstack.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -150,3 +151,9 @@ class Cloud:
         from bosh_openstack_cpi.openstack.volume import Volume
 
         return Volume(self.connection, self.config)
+
+    @cached_property
+    def load_balancer(self) -> LoadBalancer:
+        from bosh_openstack_cpi.openstack.octavia import LoadBalancer
+
+        return LoadBalancer(self.connection, self.config)

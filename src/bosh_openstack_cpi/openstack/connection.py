@@ -37,7 +37,12 @@ from keystoneauth1 import session as ksa_session
 
 from bosh_openstack_cpi.openstack import http, retry
 from bosh_openstack_cpi.openstack.errors import api_errors
-from bosh_openstack_cpi.openstack.transport import Unsupported, neutron_url, version_root
+from bosh_openstack_cpi.openstack.transport import (
+    Unsupported,
+    neutron_url,
+    octavia_url,
+    version_root,
+)
 
 log = logging.getLogger(__name__)
 
@@ -238,17 +243,28 @@ class Connection:
     def block_storage(self) -> KeystoneauthAdapter:
         return self.discovered("block-storage")
 
+    @cached_property
+    def load_balancer(self) -> KeystoneauthAdapter:
+        return self.adapter("load-balancer", octavia_url(self._catalog_endpoint("load-balancer")))
+
     def _neutron_endpoint(self) -> str:
+        return neutron_url(self._catalog_endpoint("network"))
+
+    def _catalog_endpoint(self, service_type: str) -> str:
+        """The catalog URL of a service with one API version (used as it is, plus that
+        version: no discovery request)."""
         with translated():
-            url = self._endpoint_overrides.get("network") or self.session.get_endpoint(
-                service_type="network", interface=self._interface, region_name=self._region_name
+            url = self._endpoint_overrides.get(service_type) or self.session.get_endpoint(
+                service_type=service_type,
+                interface=self._interface,
+                region_name=self._region_name,
             )
         if not url:
             raise http.EndpointNotFound(
-                f"no network endpoint of interface '{self._interface}'"
+                f"no {service_type} endpoint of interface '{self._interface}'"
                 + (f" in region '{self._region_name}'" if self._region_name else "")
             )
-        return neutron_url(str(url))
+        return str(url)
 
     @property
     def current_project_id(self) -> str | None:

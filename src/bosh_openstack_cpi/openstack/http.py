@@ -85,6 +85,9 @@ class Services(Protocol):
     def block_storage(self) -> Adapter: ...
 
     @property
+    def load_balancer(self) -> Adapter: ...
+
+    @property
     def current_project_id(self) -> str | None: ...
 
 

@@ -56,6 +56,7 @@ class Port:
     ips: tuple[str, ...] = ()
     name: str = ""
     created_at: str = ""
+    subnet_ids: tuple[str, ...] = ()  # the subnet of each of `ips`, in the same order
 
     @property
     def is_unused(self) -> bool:
@@ -92,6 +93,7 @@ def _port(body: dict[str, Any]) -> Port:
         ips=tuple(str(f.get("ip_address")) for f in body.get("fixed_ips") or []),
         name=str(body.get("name") or ""),
         created_at=str(body.get("created_at") or "").removesuffix("Z"),
+        subnet_ids=tuple(str(f.get("subnet_id") or "") for f in body.get("fixed_ips") or []),
     )
 
 

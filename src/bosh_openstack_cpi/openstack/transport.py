@@ -50,12 +50,14 @@ CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 # A token closer than this to its expiry is not used (keystoneauth's own margin is 120 s).
 MIN_TOKEN_LIFETIME = 300.0
 NEUTRON_VERSION = "v2.0"
+OCTAVIA_VERSION = "v2"
 # Catalog service types of each service (Cinder is listed under several).
 SERVICE_TYPES = {
     "compute": ("compute",),
     "image": ("image",),
     "network": ("network",),
     "block-storage": ("block-storage", "volumev3", "volume", "block-store"),
+    "load-balancer": ("load-balancer",),
 }
 # The path of a versioned catalog URL used as it is (a project id may follow).
 VERSION_PREFIXES = {"compute": "/v2.1", "block-storage": "/v3"}
@@ -92,6 +94,13 @@ def neutron_url(url: str) -> str:
     """Neutron's only API version, appended to its catalog URL."""
     url = url.rstrip("/")
     return url if url.endswith(f"/{NEUTRON_VERSION}") else f"{url}/{NEUTRON_VERSION}"
+
+
+def octavia_url(url: str) -> str:
+    """Octavia's API v2 URL for its catalog URL, which is usually unversioned (Octavia
+    serves the same API under /v2 and /v2.0; no discovery request is needed)."""
+    url = url.rstrip("/")
+    return url if url.endswith((f"/{OCTAVIA_VERSION}", "/v2.0")) else f"{url}/{OCTAVIA_VERSION}"
 
 
 def token_expiry(body: Mapping[str, Any]) -> float | None:
@@ -439,6 +448,10 @@ class FastServices:
         return self._adapter("block-storage")
 
     @property
+    def load_balancer(self) -> http.Adapter:
+        return self._adapter("load-balancer")
+
+    @property
     def current_project_id(self) -> str | None:
         project = self._body.get("token", {}).get("project") or {}
         return str(project["id"]) if "id" in project else None
@@ -458,6 +471,8 @@ class FastServices:
             raise Unsupported(f"{url} is reached through a proxy (*_proxy, no_proxy)")
         if service_type == "network":
             return Adapter(self, service_type, neutron_url(url), None)
+        if service_type == "load-balancer":
+            return Adapter(self, service_type, octavia_url(url), None)
         if service_type == "image":
             url = self._image_endpoint(url)
             return Adapter(self, service_type, url, lambda: self._microversions(service_type, url))
@@ -569,6 +584,8 @@ def _service(services: http.Services, service_type: str) -> http.Adapter:
         return services.image
     if service_type == "network":
         return services.network
+    if service_type == "load-balancer":
+        return services.load_balancer
     return services.block_storage
 
 

@@ -83,6 +83,7 @@ class Validation:
             ("network", "networks and subnets", self.networks),
             ("network", "floating IPs", self.floating_ips),
             ("network", "security groups", self.security_groups),
+            ("network", "load balancer pools", self.load_balancer_pools),
             ("block storage", "volume types", self.volume_types),
         ]
         for group, name, check in steps:
@@ -119,16 +120,49 @@ class Validation:
                 f"(it has {', '.join(sorted(types))})",
                 "register the endpoints in Keystone, or fix openstack.region / endpoint_type",
             )
-        if self._uses_load_balancer_pools():
-            return warning(
-                "the cloud config uses loadbalancer_pools, which this CPI answers NotSupported",
-                "drop loadbalancer_pools from the cloud config or add members another way",
+        if self._load_balancer_pool_names() and "load-balancer" not in types:
+            raise CheckFailed(
+                "the cloud config uses loadbalancer_pools, but the token's catalog has no "
+                "load-balancer (Octavia) endpoint",
+                "register Octavia's endpoint in Keystone (or fix openstack.region / "
+                "endpoint_type), or drop loadbalancer_pools from the cloud config",
             )
         return passed(f"{', '.join(REQUIRED_SERVICES)} found")
 
-    def _uses_load_balancer_pools(self) -> bool:
+    def _load_balancer_pool_names(self) -> list[str]:
+        """The pool names of loadbalancer_pools in the cloud config's VM types and
+        vm_extensions, in order, once each."""
         types = self.cloud_config.vm_types + self.cloud_config.vm_extensions
-        return any(t.cloud_properties.get("loadbalancer_pools") for t in types)
+        names = [
+            str(entry.get("name"))
+            for t in types
+            for entry in t.cloud_properties.get("loadbalancer_pools") or []
+            if isinstance(entry, dict) and entry.get("name")
+        ]
+        return list(dict.fromkeys(names))
+
+    def load_balancer_pools(self) -> Outcome:
+        """Each pool named in loadbalancer_pools exists once, on one load balancer."""
+        names = self._load_balancer_pool_names()
+        if not names:
+            return passed("loadbalancer_pools not used")
+        balancer = self.call.cloud.load_balancer
+        found: list[str] = []
+        problems: list[str] = []
+        for name in names:
+            try:
+                pool = balancer.pool_named(name)
+            except CloudError as error:
+                problems.append(error.message)
+                continue
+            found.append(f"{name} ({pool.id}, load balancer {pool.loadbalancer_id})")
+        if problems:
+            raise CheckFailed(
+                "; ".join(problems),
+                "create the pools in Octavia with unique names, or fix loadbalancer_pools in "
+                "the cloud config",
+            )
+        return passed(", ".join(found))
 
     def versions(self) -> Outcome:
         connection = self._connection()

@@ -34,6 +34,9 @@ class FakeCompute:
         self.delete_error: CloudError | None = None
         self.network = FakeNetwork()  # the cloud's, to see what happened before a wait
         self.associated_before_wait: list[int] = []
+        self.metadata: dict[str, dict[str, str]] = {}  # server id -> metadata
+        self.missing: set[str] = set()  # ids get_server does not find
+        self.metadata_error: CloudError | None = None
 
     def flavors(self):
         return self.flavor_list
@@ -56,6 +59,16 @@ class FakeCompute:
 
     def servers_named(self, name):
         return self.named
+
+    def get_server(self, server_id):
+        if server_id in self.missing:
+            return None
+        return Server(server_id, "vm", "ACTIVE", metadata=self.metadata.get(server_id, {}))
+
+    def update_server_metadata(self, server_id, metadata):
+        if self.metadata_error:
+            raise self.metadata_error
+        self.metadata.setdefault(server_id, {}).update(metadata)
 
     def delete_server(self, server_id):
         if self.delete_error:

@@ -14,6 +14,7 @@ from bosh_openstack_cpi.openstack.connection import Connection
 NOVA = "http://nova/v2.1"
 NEUTRON = "http://neutron/v2.0"
 CINDER = "http://cinder/v3"
+OCTAVIA = "http://octavia/v2"  # the catalog's http://octavia, as the CPI versions it
 
 
 def connection(requests_mock: Any) -> Connection:
@@ -33,7 +34,12 @@ def connection(requests_mock: Any) -> Connection:
         ksa_session.Session(auth=noauth.NoAuth()),
         region_name=None,
         interface="public",
-        endpoint_overrides={"compute": NOVA, "network": NEUTRON, "block-storage": CINDER},
+        endpoint_overrides={
+            "compute": NOVA,
+            "network": NEUTRON,
+            "block-storage": CINDER,
+            "load-balancer": "http://octavia",
+        },
     )
 
 

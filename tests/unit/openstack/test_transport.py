@@ -128,6 +128,7 @@ class _FallbackAdapter:
 class _FallbackServices:
     def __init__(self, calls: list[tuple[Any, ...]]) -> None:
         self.compute = self.image = self.network = self.block_storage = _FallbackAdapter(calls)
+        self.load_balancer = self.compute
         self.current_project_id = "p"
 
 
@@ -216,6 +217,44 @@ def test_neutron_gets_v2_0_and_the_project_comes_from_the_token(server):
     services.network.request("/ports", "GET")
     assert _Handler.seen[-1]["path"] == "/v2.0/ports"
     assert services.current_project_id == "project-1"
+
+
+def test_octavia_gets_v2_from_the_catalog_with_the_region_and_interface(server):
+    endpoint = {"interface": "public", "region_id": "RegionOne"}
+    catalog = [
+        {
+            "type": "load-balancer",
+            "endpoints": [
+                {**endpoint, "url": f"{server}/"},
+                {**endpoint, "interface": "internal", "url": "http://elsewhere:1/"},
+                {**endpoint, "region_id": "RegionTwo", "url": "http://elsewhere:2/"},
+            ],
+        }
+    ]
+    services, calls, _ = _services(server, catalog=catalog)
+    services.load_balancer.request("/lbaas/pools", "GET", params=[("name", "web")])
+    assert _Handler.seen[-1]["path"] == "/v2/lbaas/pools?name=web"
+    assert calls == []
+
+
+def test_a_catalog_without_octavia_is_left_to_keystoneauth_which_reports_it(server):
+    services, calls, _ = _services(server)
+    assert services.load_balancer.request("/lbaas/pools", "GET") is KEYSTONEAUTH_ANSWER
+    assert calls == [("/lbaas/pools", "GET", {})]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://h:9876", "http://h:9876/v2"),
+        ("http://h:9876/", "http://h:9876/v2"),
+        ("https://api/load-balancer", "https://api/load-balancer/v2"),
+        ("http://h:9876/v2", "http://h:9876/v2"),
+        ("http://h:9876/v2.0/", "http://h:9876/v2.0"),
+    ],
+)
+def test_the_octavia_url_of_a_catalog_url(url, expected):
+    assert transport.octavia_url(url) == expected
 
 
 def test_a_401_authenticates_again_with_keystoneauth_and_sends_once_more(server):
