@@ -494,6 +494,12 @@ default_l7rule_quota = -1
     )
 
 
+def octavia_worker():
+    """octavia-worker.conf, read after octavia.conf by the worker only (releases.py
+    octavia_worker_network_driver): octavia-api keeps the plain no-op driver."""
+    return "[controller_worker]\nnetwork_driver = %s\n" % S.RELEASE.octavia_worker_network_driver
+
+
 def _octavia_ca():
     """A self-signed CA for the amphora certificates Octavia's flows sign (kept)."""
     cert, key = etc("octavia", "ca.pem"), etc("octavia", "ca.key")
@@ -540,9 +546,10 @@ def _from_debian(rel, service):
 
 
 def _install_plugins():
-    """Copy testcloud/plugins into $STATE/pylib and register the ML2 driver.
+    """Copy testcloud/plugins into $STATE/pylib and register the ML2 driver and the
+    octavia-worker's network driver.
 
-    neutron finds mechanism drivers only through entry points, so a dist-info
+    neutron and octavia find drivers only through entry points, so a dist-info
     directory next to the package declares ours.
     """
     dst = os.path.join(S.PYLIB, "bosh_testcloud")
@@ -561,7 +568,10 @@ def _install_plugins():
     changed |= write(
         os.path.join(info, "entry_points.txt"),
         "[neutron.ml2.mechanism_drivers]\n"
-        "bosh_testcloud_bindall = bosh_testcloud.neutron_ml2:BindAllDriver\n",
+        "bosh_testcloud_bindall = bosh_testcloud.neutron_ml2:BindAllDriver\n"
+        "[octavia.network.drivers]\n"
+        "bosh_testcloud_noop_neutron_subnets = "
+        "bosh_testcloud.octavia_network:NoopNetworkDriverWithNeutronSubnets\n",
     )
     return changed
 
@@ -602,6 +612,8 @@ def write_all():
         write(etc("nova", "compute-%s.conf" % host), nova_compute(host))
     write(etc("cinder", "cinder.conf"), cinder())
     write(etc("octavia", "octavia.conf"), octavia())
+    if S.RELEASE.octavia_worker_network_driver:
+        write(etc("octavia", "octavia-worker.conf"), octavia_worker())
     _octavia_ca()
     for svc, rel in S.PASTE_FILES.items():
         text = _from_debian(rel, svc)

@@ -37,11 +37,15 @@ class Release:
         wsgi=None,
         nova_filters_removed=(),
         octavia=False,
+        octavia_worker_network_driver=None,
     ):
         self.name, self.source, self.versions = name, source, versions
-        # Octavia (load-balancer) runs in this release's cloud: zed only for now, from
-        # Debian's python3-octavia; the PyPI release does not install it yet.
+        # Octavia (load-balancer) runs in this release's cloud: zed's from Debian's
+        # python3-octavia, 2026.2's from the venv (octavia-api as a WSGI module).
         self.octavia = octavia
+        # None: octavia-worker uses octavia.conf's no-op network driver, like octavia-api;
+        # otherwise the driver it uses instead (bosh_testcloud.octavia_network).
+        self.octavia_worker_network_driver = octavia_worker_network_driver
         self.nova_filters_removed = tuple(nova_filters_removed)
         self.constraints, self.requirements = constraints, list(requirements)
         self.wsgi = dict(wsgi or {})
@@ -87,6 +91,7 @@ RELEASES = {
             "cinder": "29.0.0",
             "neutron": "29.0.0",
             "placement": "16.0.0",
+            "octavia": "19.0.0",
         },
         constraints=os.path.join(CONSTRAINTS_DIR, "openstack-2026.2.txt"),
         # pyroute2: neutron-server still imports it, but neutron 29 no longer requires it
@@ -97,6 +102,7 @@ RELEASES = {
             "cinder",
             "neutron",
             "openstack-placement",
+            "octavia",
             "PyMySQL",
             "pyroute2",
         ],
@@ -111,7 +117,13 @@ RELEASES = {
             "nova-api": "nova.wsgi.osapi_compute:application",
             "glance-api": "glance.wsgi.api:application",
             "neutron-server": "neutron.wsgi.api:application",
+            # octavia-api, like zed's octavia-wsgi script, reads its config from sys.argv
+            "octavia-api": "octavia.wsgi.api:application",
         },
+        octavia=True,
+        # Octavia 19's member flows need the members' real networks: see
+        # testcloud/plugins/bosh_testcloud/octavia_network.py
+        octavia_worker_network_driver="bosh_testcloud_noop_neutron_subnets",
     ),
 }
 

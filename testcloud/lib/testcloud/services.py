@@ -401,6 +401,11 @@ def all_services():
         ),
     ]
     if S.RELEASE.octavia:
+        octavia_worker_conf = (
+            [conf("octavia", "octavia-worker.conf")]
+            if S.RELEASE.octavia_worker_network_driver
+            else []
+        )
         svcs += [
             # Octavia: the API casts to the worker, which runs the amphora flows with
             # no-op drivers (see configs.octavia); health manager and housekeeping do
@@ -423,6 +428,7 @@ def all_services():
                     "octavia-worker",
                     "bosh_testcloud.octavia_worker:main",
                     octavia,
+                    *octavia_worker_conf,
                     log_file("octavia-worker"),
                 ),
                 needs=["db:octavia", "svc:rabbitmq"],

@@ -6,6 +6,10 @@ octavia_provisioning_v2). The test cloud enables only the amphora (v2) provider,
 so the v1 consumer would be a process that never receives a message. This runs
 Octavia's own v2 ConsumerService (the same endpoints and flows) under cotyledon,
 as Octavia does, without it.
+
+Octavia 19 (the 2026.2 cloud) has dropped the v1 consumer and starts just this
+one; the same imports serve both releases. (Its octavia-worker also asks cotyledon
+for the "fork" start method, which is already the default of Debian's Python 3.11.)
 """
 
 import sys
