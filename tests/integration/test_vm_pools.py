@@ -6,6 +6,7 @@ description): without it these tests fail, they do not skip."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
 from typing import Any
 
@@ -38,6 +39,22 @@ def _members(admin: Any, pool_id: str) -> dict[str, Any]:
 
 def _pools(*entries: dict[str, Any]) -> dict[str, Any]:
     return {**vs.SMALL, "loadbalancer_pools": list(entries)}
+
+
+def _keep_busy(project_sdk: Any, balancer: dict[str, Any], until: Any, updates: int = 12) -> None:
+    """Update the web pool (a real change: the load balancer goes PENDING_UPDATE) each
+    time the load balancer is ACTIVE again, a bounded number of times, until `until()`."""
+    for number in range(updates):
+        if until():
+            return
+        from openstack import exceptions
+
+        _wait_active(project_sdk, balancer["id"])
+        with contextlib.suppress(exceptions.ConflictException):  # a CPI's change came first
+            project_sdk.load_balancer.update_pool(
+                balancer["pools"][WEB], description=f"kept busy by a test ({number})"
+            )
+        time.sleep(0.5)
 
 
 def _wait_active(admin: Any, loadbalancer_id: str, timeout: float = 60.0) -> None:
@@ -191,16 +208,22 @@ def test_two_create_vm_at_once_on_one_pool_both_join(
     cpi: CpiProcess,
     cloud: dict[str, Any],
     admin: Any,
+    project_sdk: Any,
     balancer: dict[str, Any],
     director_uuid: str,
     leak_check: None,
 ):
-    """The second member request meets the load balancer busy with the first (409,
-    PENDING_UPDATE) and is sent again once it is ACTIVE."""
+    """Two create_vm at once on one pool: a member request that meets the load balancer
+    busy (409 while PENDING_UPDATE) is sent again once it is ACTIVE, and both VMs join.
+    Whether the two calls' own member requests overlap depends on timing, so the test
+    also keeps the load balancer busy itself meanwhile (a few real pool updates, each
+    after the load balancer is ACTIVE again): every run meets PENDING_UPDATE."""
     properties = _pools({"name": WEB, "port": 80})
     networks = [{"private": vs.manual_network(cloud, position=p)} for p in (-1, -2)]
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda n: vs.create(cpi, cloud, n, properties), networks))
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(vs.create, cpi, cloud, n, properties) for n in networks]
+        _keep_busy(project_sdk, balancer, until=lambda: all(c.done() for c in calls))
+        results = [c.result() for c in calls]
     vm_cids = [r.result[0] for r in results if r.error is None]
     try:
         assert [r.error for r in results] == [None, None]
