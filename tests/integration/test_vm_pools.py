@@ -41,27 +41,29 @@ def _pools(*entries: dict[str, Any]) -> dict[str, Any]:
     return {**vs.SMALL, "loadbalancer_pools": list(entries)}
 
 
-def _keep_busy(project_sdk: Any, balancer: dict[str, Any], until: Any, updates: int = 12) -> None:
-    """Update the web pool (a real change: the load balancer goes PENDING_UPDATE) each
-    time the load balancer is ACTIVE again, a bounded number of times, until `until()`."""
+def _keep_busy(project_sdk: Any, balancer: dict[str, Any], until: Any, updates: int = 15) -> None:
+    """Update the web pool (a real change: the load balancer goes PENDING_UPDATE, for
+    about 0.6 s on 2026.2 and 1.5 s on zed) as soon as the load balancer is ACTIVE again,
+    a bounded number of times, until `until()`: most of that time it is busy."""
+    from openstack import exceptions
+
     for number in range(updates):
         if until():
             return
-        from openstack import exceptions
-
-        _wait_active(project_sdk, balancer["id"])
+        _wait_active(project_sdk, balancer["id"], poll=0.05)
         with contextlib.suppress(exceptions.ConflictException):  # a CPI's change came first
             project_sdk.load_balancer.update_pool(
                 balancer["pools"][WEB], description=f"kept busy by a test ({number})"
             )
-        time.sleep(0.5)
 
 
-def _wait_active(admin: Any, loadbalancer_id: str, timeout: float = 60.0) -> None:
+def _wait_active(
+    admin: Any, loadbalancer_id: str, timeout: float = 60.0, poll: float = 0.3
+) -> None:
     deadline = time.monotonic() + timeout
     while admin.load_balancer.get_load_balancer(loadbalancer_id).provisioning_status != "ACTIVE":
         assert time.monotonic() < deadline, f"load balancer {loadbalancer_id} stays busy"
-        time.sleep(0.3)
+        time.sleep(poll)
 
 
 def test_a_vm_joins_a_pool_and_leaves_it_on_delete(
@@ -217,7 +219,8 @@ def test_two_create_vm_at_once_on_one_pool_both_join(
     busy (409 while PENDING_UPDATE) is sent again once it is ACTIVE, and both VMs join.
     Whether the two calls' own member requests overlap depends on timing, so the test
     also keeps the load balancer busy itself meanwhile (a few real pool updates, each
-    after the load balancer is ACTIVE again): every run meets PENDING_UPDATE."""
+    as soon as the load balancer is ACTIVE again, 15 at most), so that the calls meet
+    PENDING_UPDATE whatever their timing."""
     properties = _pools({"name": WEB, "port": 80})
     networks = [{"private": vs.manual_network(cloud, position=p)} for p in (-1, -2)]
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
