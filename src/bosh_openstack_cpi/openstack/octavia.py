@@ -212,16 +212,12 @@ class LoadBalancer:
                             "monitoring port: remove it from the pool"
                         ) from None
                     busy += 1
-                    remaining = deadline - self._clock()
-                    if remaining <= 0:
-                        raise CloudError(
-                            f"Cannot {action}: load balancer '{pool.loadbalancer_id}' stayed "
-                            f"busy for {self._config.state_timeout:g} s ({busy} attempts, "
-                            f"last: {error.details}); raise openstack.state_timeout if the "
-                            "cloud is slow"
-                        ) from None
-                    log.info("%s: the load balancer is busy (%s), waiting", action, error.details)
-                    self.wait_until_active(pool.loadbalancer_id, timeout=remaining)
+                    self._wait_out_busy(
+                        action,
+                        pool.loadbalancer_id,
+                        deadline,
+                        f"{busy} attempts, last: {error.details}",
+                    )
 
     def _post_member(
         self,
@@ -299,15 +295,22 @@ class LoadBalancer:
                     pool = self.pool(pool_id)
                     if pool is None:
                         return False
-                    remaining = deadline - self._clock()
-                    if remaining <= 0:
-                        raise CloudError(
-                            f"Cannot {action}: load balancer '{pool.loadbalancer_id}' stayed "
-                            f"busy for {self._config.state_timeout:g} s ({error.details}); "
-                            "raise openstack.state_timeout if the cloud is slow"
-                        ) from None
-                    log.info("%s: the load balancer is busy (%s), waiting", action, error.details)
-                    self.wait_until_active(pool.loadbalancer_id, timeout=remaining)
+                    self._wait_out_busy(action, pool.loadbalancer_id, deadline, str(error.details))
+
+    def _wait_out_busy(
+        self, action: str, loadbalancer_id: str, deadline: float, details: str
+    ) -> None:
+        """After a 409 "immutable" (the load balancer applies another change): wait until it
+        is ACTIVE again, within the action's state_timeout, so that the caller sends again."""
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise CloudError(
+                f"Cannot {action}: load balancer '{loadbalancer_id}' stayed busy for "
+                f"{self._config.state_timeout:g} s ({details}); raise openstack.state_timeout "
+                "if the cloud is slow"
+            )
+        log.info("%s: the load balancer is busy (%s), waiting", action, details)
+        self.wait_until_active(loadbalancer_id, timeout=remaining)
 
     def _wait_until_gone(self, url: str, member_id: str, timeout: float, started: float) -> None:
         def status() -> str:
